@@ -1,0 +1,53 @@
+#include "audit/report.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace airlock::audit {
+
+util::Result<void> write_json_file(const std::filesystem::path& path, const nlohmann::json& j) {
+    std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return util::make_error(util::ErrorKind::io,
+                                tmp.string() + ": cannot create (" + std::strerror(errno) + ")");
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        ssize_t n = ::write(fd, rest.data(), rest.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            return util::make_error(util::ErrorKind::io,
+                                    tmp.string() + ": cannot write (" + std::strerror(e) + ")");
+        }
+        rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::fsync(fd);
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        return util::make_error(util::ErrorKind::io,
+                                path.string() + ": cannot write (" + std::strerror(errno) + ")");
+    return {};
+}
+
+std::string utc_now_rfc3339() {
+    auto now = std::chrono::system_clock::now();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms % 1000));
+    return buf;
+}
+
+} // namespace airlock::audit

@@ -1,0 +1,15 @@
+// The command line: `airlock run|clean|doctor|version`.
+#pragma once
+
+namespace airlock::cli {
+
+int main(int argc, char** argv);
+
+int run_command(int argc, char** argv);
+int clean_command(int argc, char** argv);
+int doctor_command(int argc, char** argv);
+
+// airlock's own messages go to stderr as "airlock: ..." lines.
+void say(const char* fmt_text);
+
+} // namespace airlock::cli

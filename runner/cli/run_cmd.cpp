@@ -1,0 +1,133 @@
+#include "cli/main.hpp"
+
+#include "config/run_options.hpp"
+#include "docker/client.hpp"
+#include "sandbox/classify.hpp"
+#include "sandbox/run.hpp"
+#include "util/cancel.hpp"
+
+#include <cxxopts.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+
+namespace airlock::cli {
+
+namespace {
+void add_value(config::RunRequest& req, const cxxopts::ParseResult& res, const char* flag,
+               const char* field) {
+    if (res.count(flag)) {
+        req.values[field] = res[flag].as<std::string>();
+        req.origin[field] = std::string("--") + flag;
+    }
+}
+} // namespace
+
+int run_command(int argc, char** argv) {
+    // Everything after "--" is the task's command, untouched.
+    int split = argc;
+    for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "--") {
+            split = i;
+            break;
+        }
+    cxxopts::Options o("airlock run", "Run COMMAND in a disposable, hardened container.");
+    o.custom_help("[options]");
+    o.positional_help("-- COMMAND [ARGS...]");
+    o.add_options()
+        ("task", "task file (JSON) with the same fields as the flags; flags win", cxxopts::value<std::string>(), "FILE")
+        ("image", "image to run (default airlock/agent-base:latest)", cxxopts::value<std::string>(), "REF")
+        ("workspace", "directory given to the task as /workspace (default .)", cxxopts::value<std::string>(), "DIR")
+        ("workspace-mode", "volume (copied in and out; default), bind-ro or bind-rw", cxxopts::value<std::string>(), "MODE")
+        ("out", "output directory (default .airlock/runs/<run-id>/)", cxxopts::value<std::string>(), "DIR")
+        ("env", "pass NAME (from airlock's environment) or NAME=VALUE; repeatable", cxxopts::value<std::vector<std::string>>(), "NAME[=VALUE]")
+        ("memory", "memory limit, swap included (default 2g)", cxxopts::value<std::string>(), "SIZE")
+        ("cpus", "CPU limit (default 1)", cxxopts::value<std::string>(), "N")
+        ("pids", "process limit (default 256)", cxxopts::value<std::string>(), "N")
+        ("timeout", "wall-clock limit (default 30m)", cxxopts::value<std::string>(), "DURATION")
+        ("grace", "time between SIGTERM and SIGKILL at the timeout (default 10s)", cxxopts::value<std::string>(), "DURATION")
+        ("user", "numeric UID[:GID], never 0 (default 1000:1000)", cxxopts::value<std::string>(), "UID[:GID]")
+        ("runtime", "runc (default) or runsc (gVisor)", cxxopts::value<std::string>(), "NAME")
+        ("output-cap", "stdout+stderr kept at most (default 64m)", cxxopts::value<std::string>(), "SIZE")
+        ("tmpfs-size", "size of the writable /tmp (default 256m)", cxxopts::value<std::string>(), "SIZE")
+        ("q,quiet", "do not echo the task's output on the terminal")
+        ("h,help", "show this help");
+    cxxopts::ParseResult res;
+    try {
+        res = o.parse(split, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "airlock run: %s (see airlock run --help)\n", e.what());
+        return sandbox::exit_code::usage;
+    }
+    if (res.count("help")) {
+        std::fputs(o.help().c_str(), stdout);
+        return 0;
+    }
+    if (!res.unmatched().empty()) {
+        std::fprintf(stderr, "airlock run: unexpected \"%s\" (put the command after --)\n",
+                     res.unmatched().front().c_str());
+        return sandbox::exit_code::usage;
+    }
+
+    config::RunRequest flags;
+    add_value(flags, res, "image", "image");
+    add_value(flags, res, "workspace", "workspace");
+    add_value(flags, res, "workspace-mode", "workspace_mode");
+    add_value(flags, res, "out", "out");
+    add_value(flags, res, "memory", "memory");
+    add_value(flags, res, "cpus", "cpus");
+    add_value(flags, res, "pids", "pids");
+    add_value(flags, res, "timeout", "timeout");
+    add_value(flags, res, "grace", "grace");
+    add_value(flags, res, "user", "user");
+    add_value(flags, res, "runtime", "runtime");
+    add_value(flags, res, "output-cap", "output_cap");
+    add_value(flags, res, "tmpfs-size", "tmpfs_size");
+    if (res.count("env")) {
+        flags.env = res["env"].as<std::vector<std::string>>();
+        flags.env_origin = "--env";
+    }
+    for (int i = split + 1; i < argc; ++i) flags.command.emplace_back(argv[i]);
+    flags.command_origin = "command line";
+
+    config::RunRequest req;
+    if (res.count("task")) {
+        auto task = config::parse_task_file(res["task"].as<std::string>());
+        if (!task) {
+            std::fprintf(stderr, "airlock: %s\n", task.error().message.c_str());
+            return sandbox::exit_code::usage;
+        }
+        req = std::move(*task);
+    }
+    req = config::merge(std::move(req), flags);
+    auto opts = config::resolve(req, [](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        return v ? std::optional<std::string>(v) : std::nullopt;
+    });
+    if (!opts) {
+        std::fprintf(stderr, "airlock: %s\n", opts.error().message.c_str());
+        return opts.error().kind == util::ErrorKind::refused ? sandbox::exit_code::refused
+                                                             : sandbox::exit_code::usage;
+    }
+
+    auto endpoint = docker::parse_endpoint(docker::endpoint_env_from_process());
+    if (!endpoint) {
+        std::fprintf(stderr, "airlock: %s\n", endpoint.error().message.c_str());
+        return sandbox::exit_code::usage;
+    }
+    util::install_interrupt_handlers();
+    docker::Client client(*endpoint);
+    sandbox::RunContext ctx;
+    ctx.echo = res.count("quiet") ? sandbox::Echo::no : sandbox::Echo::yes;
+    ctx.say = [](const std::string& s) { std::fprintf(stderr, "airlock: %s\n", s.c_str()); };
+    ctx.cwd = std::filesystem::current_path();
+    auto outcome = sandbox::run(client, *opts, ctx);
+    std::fprintf(stderr, "airlock: run %s: %s (exit %d)\n", outcome.run_id.c_str(),
+                 outcome.message.c_str(), outcome.exit_code);
+    if (!outcome.out_dir.empty())
+        std::fprintf(stderr, "airlock: output in %s\n", outcome.out_dir.c_str());
+    return outcome.exit_code;
+}
+
+} // namespace airlock::cli

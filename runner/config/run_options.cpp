@@ -1,0 +1,262 @@
+#include "config/run_options.hpp"
+
+#include "util/units.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace airlock::config {
+
+using util::ErrorKind;
+using util::make_error;
+using util::Result;
+
+const char* to_string(WorkspaceMode mode) {
+    switch (mode) {
+    case WorkspaceMode::volume: return "volume";
+    case WorkspaceMode::bind_ro: return "bind-ro";
+    case WorkspaceMode::bind_rw: return "bind-rw";
+    }
+    return "?";
+}
+
+namespace {
+const std::set<std::string> k_scalar_fields = {
+    "image", "workspace", "workspace_mode", "out", "memory", "cpus", "pids", "timeout",
+    "user", "runtime", "output_cap", "tmpfs_size", "grace"};
+} // namespace
+
+Result<RunRequest> parse_task_json(std::string_view text, const std::string& name,
+                                   const std::filesystem::path& base_dir) {
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded())
+        return make_error(ErrorKind::invalid_input,
+                          name + ": not valid JSON (a task file is a JSON object, see docs/task-file.md)");
+    if (!j.is_object())
+        return make_error(ErrorKind::invalid_input, name + ": the top level must be a JSON object");
+    RunRequest req;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const std::string& key = it.key();
+        const std::string where = name + ": /" + key;
+        if (key == "env" || key == "command") {
+            if (!it->is_array())
+                return make_error(ErrorKind::invalid_input, where + ": must be an array of strings");
+            std::vector<std::string> items;
+            std::size_t i = 0;
+            for (const auto& e : *it) {
+                if (!e.is_string())
+                    return make_error(ErrorKind::invalid_input, where + "/" + std::to_string(i) +
+                                                                    ": must be a string");
+                items.push_back(e.get<std::string>());
+                ++i;
+            }
+            if (key == "env") {
+                req.env = std::move(items);
+                req.env_origin = where;
+            } else {
+                req.command = std::move(items);
+                req.command_origin = where;
+            }
+            continue;
+        }
+        if (!k_scalar_fields.count(key))
+            return make_error(ErrorKind::invalid_input,
+                              where + ": unknown field (known: image, workspace, workspace_mode, "
+                                      "out, env, memory, cpus, pids, timeout, grace, user, runtime, "
+                                      "output_cap, tmpfs_size, command)");
+        std::string value;
+        if (it->is_string())
+            value = it->get<std::string>();
+        else if (it->is_number())
+            value = it->dump();
+        else
+            return make_error(ErrorKind::invalid_input, where + ": must be a string or a number");
+        if ((key == "workspace" || key == "out") && !value.empty() && value[0] != '/')
+            value = (base_dir / value).lexically_normal().string();
+        req.values[key] = value;
+        req.origin[key] = where;
+    }
+    return req;
+}
+
+Result<RunRequest> parse_task_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return make_error(ErrorKind::invalid_input,
+                          "--task: " + path.string() + ": cannot be read (check the path)");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    if (text.size() > (1u << 20))
+        return make_error(ErrorKind::invalid_input, path.string() + ": larger than 1 MiB");
+    auto base = path.parent_path();
+    if (base.empty()) base = ".";
+    return parse_task_json(text, path.string(), base);
+}
+
+RunRequest merge(RunRequest base, const RunRequest& over) {
+    for (const auto& [k, v] : over.values) {
+        base.values[k] = v;
+        base.origin[k] = over.origin.count(k) ? over.origin.at(k) : std::string("--" + k);
+    }
+    if (!over.env.empty()) {
+        base.env.insert(base.env.end(), over.env.begin(), over.env.end());
+        base.env_origin = over.env_origin;
+    }
+    if (!over.command.empty()) {
+        base.command = over.command;
+        base.command_origin = over.command_origin;
+    }
+    return base;
+}
+
+namespace {
+bool valid_env_name(const std::string& n) {
+    if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
+    for (char c : n)
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    return true;
+}
+
+bool valid_user(const std::string& u) {
+    auto colon = u.find(':');
+    auto numeric = [](std::string_view s) {
+        if (s.empty() || s.size() > 10) return false;
+        for (char c : s)
+            if (c < '0' || c > '9') return false;
+        return true;
+    };
+    if (colon == std::string::npos) return numeric(u);
+    return numeric(std::string_view(u).substr(0, colon)) &&
+           numeric(std::string_view(u).substr(colon + 1));
+}
+} // namespace
+
+Result<RunOptions>
+resolve(const RunRequest& req,
+        const std::function<std::optional<std::string>(const std::string&)>& lookup_env) {
+    RunOptions o;
+    auto field = [&](const std::string& k) {
+        auto it = req.origin.find(k);
+        return it != req.origin.end() ? it->second : "--" + k;
+    };
+    auto get = [&](const std::string& k) -> const std::string* {
+        auto it = req.values.find(k);
+        return it == req.values.end() ? nullptr : &it->second;
+    };
+    for (const auto& k : k_scalar_fields) o.origin[k] = req.origin.count(k) ? req.origin.at(k) : "default";
+
+    if (auto v = get("image")) {
+        if (v->empty() || v->find_first_of(" \t\n") != std::string::npos)
+            return make_error(ErrorKind::invalid_input, field("image") + ": \"" + *v +
+                                                            "\" is not an image reference");
+        o.image = *v;
+    }
+    if (auto v = get("workspace")) o.workspace = *v;
+    if (auto v = get("workspace_mode")) {
+        if (*v == "volume")
+            o.workspace_mode = WorkspaceMode::volume;
+        else if (*v == "bind-ro")
+            o.workspace_mode = WorkspaceMode::bind_ro;
+        else if (*v == "bind-rw")
+            o.workspace_mode = WorkspaceMode::bind_rw;
+        else
+            return make_error(ErrorKind::invalid_input, field("workspace_mode") + ": \"" + *v +
+                                                            "\" is not a mode (use volume, bind-ro or bind-rw)");
+    }
+    if (auto v = get("out")) {
+        if (v->empty()) return make_error(ErrorKind::invalid_input, field("out") + ": is empty");
+        o.out = *v;
+    }
+    if (auto v = get("memory")) {
+        auto r = util::parse_size(*v, field("memory"));
+        if (!r) return r.error();
+        if (*r < (6u << 20))
+            return make_error(ErrorKind::invalid_input,
+                              field("memory") + ": \"" + *v + "\" is below the engine's minimum of 6m");
+        o.memory = *r;
+    }
+    if (auto v = get("cpus")) {
+        auto r = util::parse_cpus(*v, field("cpus"));
+        if (!r) return r.error();
+        o.nano_cpus = *r;
+    }
+    if (auto v = get("pids")) {
+        auto r = util::parse_count(*v, field("pids"), 1'000'000);
+        if (!r) return r.error();
+        o.pids = *r;
+    }
+    if (auto v = get("timeout")) {
+        auto r = util::parse_duration(*v, field("timeout"));
+        if (!r) return r.error();
+        o.timeout = *r;
+    }
+    if (auto v = get("grace")) {
+        auto r = util::parse_duration(*v, field("grace"));
+        if (!r) return r.error();
+        o.grace = *r;
+    }
+    if (auto v = get("output_cap")) {
+        auto r = util::parse_size(*v, field("output_cap"));
+        if (!r) return r.error();
+        o.output_cap = *r;
+    }
+    if (auto v = get("tmpfs_size")) {
+        auto r = util::parse_size(*v, field("tmpfs_size"));
+        if (!r) return r.error();
+        o.tmpfs_size = *r;
+    }
+    if (auto v = get("user")) {
+        if (!valid_user(*v))
+            return make_error(ErrorKind::invalid_input,
+                              field("user") + ": \"" + *v + "\" is not numeric (use UID[:GID], e.g. 1000:1000)");
+        auto uid = v->substr(0, v->find(':'));
+        if (std::stoull(uid) == 0)
+            return make_error(ErrorKind::refused,
+                              field("user") + ": \"" + *v + "\" is root; agents run as a non-root user (use e.g. 1000:1000)");
+        o.user = v->find(':') == std::string::npos ? *v + ":" + *v : *v;
+    }
+    if (auto v = get("runtime")) {
+        if (*v != "runc" && *v != "runsc")
+            return make_error(ErrorKind::invalid_input,
+                              field("runtime") + ": \"" + *v + "\" is not supported (use runc or runsc)");
+        o.runtime = *v;
+    }
+    for (const auto& e : req.env) {
+        auto eq = e.find('=');
+        std::string name = e.substr(0, eq);
+        std::string where = req.env_origin.empty() ? "--env" : req.env_origin;
+        if (!valid_env_name(name))
+            return make_error(ErrorKind::invalid_input,
+                              where + ": \"" + name + "\" is not a variable name (use NAME or NAME=VALUE)");
+        std::string value;
+        if (eq == std::string::npos) {
+            auto v = lookup_env(name);
+            if (!v)
+                return make_error(ErrorKind::invalid_input,
+                                  where + ": " + name + " is not set in airlock's environment (set it, or pass " +
+                                      name + "=VALUE)");
+            value = *v;
+        } else {
+            value = e.substr(eq + 1);
+        }
+        bool dup = false;
+        for (auto& p : o.env)
+            if (p.first == name) {
+                p.second = value;
+                dup = true;
+            }
+        if (!dup) o.env.emplace_back(name, value);
+    }
+    o.command = req.command;
+    if (o.command.empty())
+        return make_error(ErrorKind::invalid_input,
+                          "no command given (use: airlock run [options] -- COMMAND [ARGS...])");
+    return o;
+}
+
+} // namespace airlock::config

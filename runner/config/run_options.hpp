@@ -1,0 +1,64 @@
+// What `airlock run` is asked to do: task file and flags, merged (flags win) and validated.
+#pragma once
+
+#include "util/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace airlock::config {
+
+enum class WorkspaceMode { volume, bind_ro, bind_rw };
+const char* to_string(WorkspaceMode mode);
+
+// Raw values as written, before validation; `origin` says where each came from.
+struct RunRequest {
+    std::map<std::string, std::string> values; // image, workspace, workspace_mode, out, memory,
+                                               // cpus, pids, timeout, user, runtime,
+                                               // output_cap, tmpfs_size, grace
+    std::vector<std::string> env;              // NAME or NAME=VALUE
+    std::vector<std::string> command;
+    std::map<std::string, std::string> origin;  // field -> "--memory" or "task.json: /memory"
+    std::string env_origin, command_origin;
+};
+
+struct RunOptions {
+    std::string image = "airlock/agent-base:latest";
+    std::filesystem::path workspace = ".";
+    WorkspaceMode workspace_mode = WorkspaceMode::volume;
+    std::optional<std::filesystem::path> out;
+    std::vector<std::pair<std::string, std::string>> env; // name, value (values never logged)
+    std::uint64_t memory = 2ull << 30;
+    std::int64_t nano_cpus = 1'000'000'000;
+    std::int64_t pids = 256;
+    std::chrono::milliseconds timeout{30 * 60 * 1000};
+    std::chrono::milliseconds grace{10 * 1000};
+    std::string user = "1000:1000";
+    std::string runtime = "runc";
+    std::uint64_t tmpfs_size = 256ull << 20;
+    std::uint64_t output_cap = 64ull << 20;
+    std::int64_t nofile = 4096;
+    std::int64_t nproc = 1024;
+    std::vector<std::string> command;
+    std::map<std::string, std::string> origin; // field -> where it came from ("default" if absent)
+};
+
+// Known fields of a task file (JSON object). Unknown fields are an error naming them.
+util::Result<RunRequest> parse_task_file(const std::filesystem::path& path);
+// Same, from text (for tests and fuzzing); `name` is used in messages.
+util::Result<RunRequest> parse_task_json(std::string_view text, const std::string& name,
+                                         const std::filesystem::path& base_dir);
+// Layers `over` on top of `base`: later values win, env lists are concatenated.
+RunRequest merge(RunRequest base, const RunRequest& over);
+// Validates every field; `lookup_env` reads airlock's own environment for `--env NAME`.
+util::Result<RunOptions>
+resolve(const RunRequest& req,
+        const std::function<std::optional<std::string>(const std::string&)>& lookup_env);
+
+} // namespace airlock::config

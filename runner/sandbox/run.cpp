@@ -1,0 +1,498 @@
+#include "sandbox/run.hpp"
+
+#include "audit/report.hpp"
+#include "sandbox/classify.hpp"
+#include "sandbox/copy.hpp"
+#include "sandbox/resources.hpp"
+#include "sandbox/spec.hpp"
+#include "sandbox/workspace.hpp"
+#include "util/units.hpp"
+
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace airlock::sandbox {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using util::Clock;
+using util::Error;
+using util::ErrorKind;
+using util::make_error;
+using util::Result;
+
+std::string new_run_id() {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%dt%H%M%S", &tm);
+    std::random_device rd;
+    char rnd[8];
+    std::snprintf(rnd, sizeof rnd, "%06x", rd() & 0xffffffu);
+    return std::string(stamp) + "-" + rnd;
+}
+
+namespace {
+
+int exit_code_for(const Error& e) {
+    switch (e.kind) {
+    case ErrorKind::invalid_input: return exit_code::usage;
+    case ErrorKind::refused: return exit_code::refused;
+    case ErrorKind::cancelled: return exit_code::interrupted;
+    default: return exit_code::engine;
+    }
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Peaks sampled from the engine's stats stream while the task runs.
+struct Peaks {
+    std::mutex mu;
+    std::uint64_t memory = 0;   // bytes, cgroup max_usage (v1) or highest usage seen
+    std::uint64_t pids = 0;     // highest pids_stats.current seen
+    std::uint64_t cpu_ns = 0;   // cpu_stats.cpu_usage.total_usage, last seen
+    std::uint64_t samples = 0;
+};
+
+class Pipeline {
+public:
+    Pipeline(docker::Client& client, const config::RunOptions& opts, const RunContext& ctx)
+        : m_client(client), m_opts(opts), m_ctx(ctx), m_resources(client),
+          m_output(opts.output_cap, ctx.echo) {}
+
+    RunOutcome run();
+
+private:
+    Result<void> step(const char* name, const std::function<Result<void>()>& fn);
+    Result<void> resolve();
+    Result<void> preflight();
+    Result<void> prepare();
+    Result<void> create();
+    Result<void> verify();
+    Result<void> copy_in_step();
+    Result<void> start_and_wait();
+    Result<void> collect();
+    void teardown();
+    void write_report();
+    void say(const std::string& s) const {
+        if (m_ctx.say) m_ctx.say(s);
+    }
+
+    docker::Client& m_client;
+    const config::RunOptions& m_opts;
+    const RunContext& m_ctx;
+    Resources m_resources;
+    OutputSink m_output;
+
+    Clock::time_point m_t0 = Clock::now();
+    std::string m_run_id = new_run_id();
+    fs::path m_out, m_workspace;
+    std::optional<WorkspaceScan> m_scan;
+    Manifest m_before;
+    std::string m_image_id;
+    std::string m_container_id;
+    ExitFacts m_facts;
+    std::optional<Classification> m_class;
+    Peaks m_peaks;
+    json m_report;
+    json m_steps = json::array();
+    bool m_out_ready = false;
+};
+
+Result<void> Pipeline::step(const char* name, const std::function<Result<void>()>& fn) {
+    if (util::interrupted() && std::string(name) != "teardown")
+        return make_error(ErrorKind::cancelled, "interrupted before " + std::string(name));
+    auto start = Clock::now();
+    auto r = fn();
+    auto end = Clock::now();
+    m_steps.push_back({{"step", name},
+                       {"start_ms", std::llround(ms_between(m_t0, start))},
+                       {"duration_ms", std::llround(ms_between(start, end))},
+                       {"ok", r.ok()}});
+    return r;
+}
+
+Result<void> Pipeline::resolve() {
+    std::error_code ec;
+    m_workspace = fs::weakly_canonical(fs::absolute(m_opts.workspace), ec);
+    if (ec || !fs::is_directory(m_workspace, ec))
+        return make_error(ErrorKind::invalid_input,
+                          "workspace: " + m_opts.workspace.string() +
+                              ": does not exist or is not a directory (pass --workspace DIR)");
+    m_out = m_opts.out ? fs::absolute(*m_opts.out)
+                       : m_ctx.cwd / ".airlock" / "runs" / m_run_id;
+    m_out = m_out.lexically_normal();
+    if (fs::exists(m_out, ec) && !fs::is_empty(m_out, ec))
+        return make_error(ErrorKind::invalid_input,
+                          "--out: " + m_out.string() +
+                              " exists and is not empty (choose a new directory; airlock never "
+                              "overwrites a run)");
+    if (!fs::create_directories(m_out / "logs", ec) && ec)
+        return make_error(ErrorKind::invalid_input,
+                          "--out: " + m_out.string() + ": cannot create (" + ec.message() + ")");
+    m_out_ready = true;
+    if (auto r = m_output.open(m_out / "logs"); !r) return r;
+
+    if (m_opts.workspace_mode != config::WorkspaceMode::bind_ro) {
+        std::vector<std::string> excludes = {".airlock"};
+        auto rel = m_out.lexically_relative(m_workspace);
+        if (!rel.empty() && *rel.begin() != ".." && rel != ".") excludes.push_back(rel.string());
+        auto scan = scan_workspace(m_workspace, excludes);
+        if (!scan) return scan.error();
+        m_scan = std::move(*scan);
+    }
+    return {};
+}
+
+Result<void> Pipeline::preflight() {
+    auto v = m_client.negotiate();
+    if (!v) {
+        if (v.error().kind == ErrorKind::unreachable)
+            return make_error(ErrorKind::unreachable,
+                              v.error().message +
+                                  " (start the engine, e.g. `ci/setup.sh engine`, or set DOCKER_HOST)");
+        return v.error();
+    }
+    m_report["engine"] = {{"endpoint", m_client.endpoint().display()},
+                          {"version", v->version},
+                          {"api_version", v->negotiated},
+                          {"podman", v->podman}};
+    auto img = m_client.image_inspect(m_opts.image);
+    if (!img && img.error().kind == ErrorKind::not_found) {
+        say("image " + m_opts.image + " is not on the engine; pulling it");
+        auto pulled = m_client.image_pull(m_opts.image, nullptr);
+        if (!pulled)
+            return make_error(ErrorKind::not_found,
+                              "image " + m_opts.image +
+                                  ": not on the engine and it cannot be pulled (" +
+                                  pulled.error().message +
+                                  "); build it with `ci/setup.sh images` or pass --image");
+        img = m_client.image_inspect(m_opts.image);
+    }
+    if (!img) return img.error();
+    m_image_id = img->value("Id", "");
+    json digests = img->contains("RepoDigests") ? (*img)["RepoDigests"] : json::array();
+    m_report["image"] = {{"reference", m_opts.image},
+                         {"id", m_image_id},
+                         {"repo_digests", digests}};
+    return {};
+}
+
+Result<void> Pipeline::prepare() {
+    if (m_opts.workspace_mode != config::WorkspaceMode::volume) return {};
+    std::string vol = "airlock-" + m_run_id + "-workspace";
+    auto r = m_client.volume_create(vol, {{k_label_run, m_run_id}, {k_label_role, "workspace"}});
+    if (!r) return r;
+    m_resources.add_volume(vol);
+    return {};
+}
+
+Result<void> Pipeline::create() {
+    ContainerPlan plan{m_run_id, m_image_id, "airlock-" + m_run_id + "-workspace",
+                       m_workspace.string()};
+    json body = build_create_body(m_opts, plan);
+    auto c = m_client.container_create("airlock-" + m_run_id, body);
+    if (!c) return c.error();
+    m_container_id = c->id;
+    m_resources.add_container(c->id);
+    m_report["container"] = {{"id", c->id}, {"warnings", c->warnings}};
+    for (const auto& w : c->warnings) say("engine warning: " + w);
+    return {};
+}
+
+Result<void> Pipeline::verify() {
+    auto ins = m_client.container_inspect(m_container_id);
+    if (!ins) return ins.error();
+    auto mismatches = verify_container(*ins, m_opts);
+    json list = json::array();
+    for (const auto& m : mismatches)
+        list.push_back({{"field", m.field}, {"expected", m.expected}, {"actual", m.actual}});
+    m_report["enforcement"] = {{"verified", mismatches.empty()}, {"mismatches", list}};
+    if (!mismatches.empty()) {
+        const auto& m = mismatches.front();
+        return make_error(ErrorKind::refused,
+                          "the engine did not apply " + m.field + " (wanted " + m.expected +
+                              ", got " + m.actual + "); refusing to start the task");
+    }
+    return {};
+}
+
+Result<void> Pipeline::copy_in_step() {
+    if (m_opts.workspace_mode != config::WorkspaceMode::volume) {
+        if (m_scan) {
+            // bind-rw: hash the tree in place to have something to diff against afterwards.
+            int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+            auto man = write_workspace_tar(*m_scan, devnull, TarOwner{0, 0});
+            ::close(devnull);
+            if (!man) return man.error();
+            m_before = std::move(*man);
+        }
+        return {};
+    }
+    unsigned uid = 0, gid = 0;
+    std::sscanf(m_opts.user.c_str(), "%u:%u", &uid, &gid);
+    auto man = copy_in(m_client, m_container_id, *m_scan, TarOwner{uid, gid});
+    if (!man) return man.error();
+    m_before = std::move(*man);
+    return {};
+}
+
+Result<void> Pipeline::start_and_wait() {
+    auto started = m_client.container_start(m_container_id);
+    if (!started) {
+        if (started.error().kind == ErrorKind::cancelled) return started;
+        m_facts.started = false;
+        m_facts.start_error = started.error().message;
+        m_class = classify(m_facts);
+        if (m_class->outcome == Outcome::engine_error) return started;
+        return {};
+    }
+    m_facts.started = true;
+    auto t_start = Clock::now();
+
+    std::optional<Result<void>> log_result;
+    std::thread logs([&] {
+        log_result.emplace(m_client.container_logs(
+            m_container_id, true, [&](docker::StreamId s, std::string_view d) {
+                return m_output.write(s, d);
+            }));
+    });
+
+    // Stats begin after a second, so short tasks pay nothing for them; on cgroup v1 the
+    // memory peak (max_usage) covers the whole life of the container anyway.
+    util::CancelToken stats_stop;
+    std::mutex stats_mu;
+    std::condition_variable stats_cv;
+    bool finished = false;
+    std::thread stats([&] {
+        {
+            std::unique_lock<std::mutex> lock(stats_mu);
+            if (stats_cv.wait_for(lock, std::chrono::seconds(1), [&] { return finished; }))
+                return;
+        }
+        (void)m_client.container_stats_stream(m_container_id, [&](const json& s) {
+            if (stats_stop.cancelled()) return false;
+            std::lock_guard<std::mutex> lock(m_peaks.mu);
+            const json& mem = s.value("memory_stats", json::object());
+            std::uint64_t peak = std::max(mem.value("max_usage", std::uint64_t{0}),
+                                          mem.value("usage", std::uint64_t{0}));
+            m_peaks.memory = std::max(m_peaks.memory, peak);
+            m_peaks.pids = std::max(m_peaks.pids, s.value("pids_stats", json::object())
+                                                      .value("current", std::uint64_t{0}));
+            auto cpu = s.value("cpu_stats", json::object())
+                           .value("cpu_usage", json::object())
+                           .value("total_usage", std::uint64_t{0});
+            if (cpu) m_peaks.cpu_ns = cpu;
+            ++m_peaks.samples;
+            return true;
+        });
+    });
+
+    auto deadline = t_start + m_opts.timeout;
+    auto waited = m_client.container_wait(m_container_id, deadline);
+    if (!waited && waited.error().kind == ErrorKind::timeout) {
+        m_facts.timed_out = true;
+        say("timeout of " + util::format_duration(m_opts.timeout) + " reached; sending SIGTERM");
+        (void)m_client.container_kill(m_container_id, "SIGTERM");
+        waited = m_client.container_wait(m_container_id, Clock::now() + m_opts.grace);
+        if (!waited && waited.error().kind == ErrorKind::timeout) {
+            say("still running after " + util::format_duration(m_opts.grace) + "; sending SIGKILL");
+            (void)m_client.container_kill(m_container_id, "SIGKILL");
+            waited = m_client.container_wait(m_container_id, Clock::now() + std::chrono::minutes(1));
+        }
+    }
+    auto t_end = Clock::now();
+    {
+        std::lock_guard<std::mutex> lock(stats_mu);
+        finished = true;
+    }
+    stats_cv.notify_all();
+    stats_stop.cancel();
+
+    if (!waited && waited.error().kind == ErrorKind::cancelled) {
+        // Ctrl-C: stop now; teardown removes the container, which ends the streams.
+        m_client.set_interruptible(docker::Interruptible::no);
+        (void)m_client.container_kill(m_container_id, "SIGKILL");
+    }
+    logs.join();
+    stats.join();
+    m_report["task_duration_ms"] = std::llround(ms_between(t_start, t_end));
+    if (!waited) {
+        if (waited.error().kind == ErrorKind::cancelled) return waited.error();
+        m_facts.engine_failed = true;
+        m_class = classify(m_facts);
+        return waited.error();
+    }
+    m_facts.status_code = waited->status_code;
+    auto ins = m_client.container_inspect(m_container_id);
+    if (ins) {
+        const json& st = ins->value("State", json::object());
+        m_facts.oom_killed = st.value("OOMKilled", false);
+    }
+    m_class = classify(m_facts);
+    if (log_result && !log_result->ok() && log_result->error().kind != ErrorKind::cancelled)
+        say("log stream: " + log_result->error().message);
+    if (!m_output.write_error().empty()) return make_error(ErrorKind::io, m_output.write_error());
+    return {};
+}
+
+Result<void> Pipeline::collect() {
+    if (m_opts.workspace_mode == config::WorkspaceMode::bind_ro || !m_facts.started) return {};
+    ChangeSet changes;
+    if (m_opts.workspace_mode == config::WorkspaceMode::volume) {
+        auto c = copy_out(m_client, m_container_id, m_before, m_out / "changes" / "files",
+                          CopyOutLimits{1ull << 30, 4ull << 30});
+        if (!c) return c.error();
+        changes = std::move(*c);
+    } else {
+        auto rescan = scan_workspace(m_workspace, {".airlock"});
+        if (!rescan) return rescan.error();
+        int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+        auto after = write_workspace_tar(*rescan, devnull, TarOwner{0, 0});
+        ::close(devnull);
+        if (!after) return after.error();
+        changes = diff_manifests(m_before, *after);
+    }
+    json cj = to_json(changes);
+    std::error_code ec;
+    fs::create_directories(m_out / "changes", ec);
+    if (auto r = audit::write_json_file(m_out / "changes" / "manifest.json", cj); !r) return r;
+    m_report["changes"] = {{"added", changes.added.size()},
+                           {"modified", changes.modified.size()},
+                           {"deleted", changes.deleted.size()},
+                           {"bytes", changes.bytes_added_or_modified},
+                           {"skipped", changes.skipped},
+                           {"files", cj},
+                           {"manifest", "changes/manifest.json"}};
+    return {};
+}
+
+void Pipeline::teardown() {
+    auto errors = m_resources.teardown();
+    m_report["teardown"] = {{"removed", m_resources.removed()}, {"errors", errors}};
+    for (const auto& e : errors) say("teardown: could not remove " + e + " (run `airlock clean`)");
+}
+
+void Pipeline::write_report() {
+    if (!m_out_ready) return;
+    m_report["schema"] = audit::k_report_schema;
+    m_report["schema_version"] = audit::k_report_version;
+    m_report["airlock_version"] = AIRLOCK_VERSION;
+    m_report["run_id"] = m_run_id;
+    m_report["command"] = m_opts.command;
+    json env_names = json::array();
+    for (const auto& e : m_opts.env) env_names.push_back(e.first); // names only, never values
+    m_report["workspace"] = {{"path", m_workspace.string()},
+                             {"mode", config::to_string(m_opts.workspace_mode)}};
+    m_report["limits"] = {{"memory_bytes", m_opts.memory},
+                          {"memory_swap_bytes", m_opts.memory},
+                          {"nano_cpus", m_opts.nano_cpus},
+                          {"pids", m_opts.pids},
+                          {"timeout_ms", m_opts.timeout.count()},
+                          {"grace_ms", m_opts.grace.count()},
+                          {"tmpfs_bytes", m_opts.tmpfs_size},
+                          {"output_cap_bytes", m_opts.output_cap},
+                          {"nofile", m_opts.nofile},
+                          {"nproc", m_opts.nproc},
+                          {"user", m_opts.user},
+                          {"runtime", m_opts.runtime},
+                          {"network", "none"},
+                          {"env", env_names}};
+    m_report["limits_origin"] = m_opts.origin;
+    m_report["steps"] = m_steps;
+    m_report["output"] = {{"stdout_bytes", m_output.bytes_seen(docker::StreamId::stdout_)},
+                          {"stderr_bytes", m_output.bytes_seen(docker::StreamId::stderr_)},
+                          {"kept_bytes", m_output.bytes_written()},
+                          {"dropped_bytes", m_output.bytes_dropped()},
+                          {"truncated", m_output.truncated()},
+                          {"stdout", "logs/stdout.log"},
+                          {"stderr", "logs/stderr.log"}};
+    {
+        std::lock_guard<std::mutex> lock(m_peaks.mu);
+        m_report["resources"] = {
+            {"memory_peak_bytes", m_peaks.memory},
+            {"pids_peak", m_peaks.pids},
+            {"cpu_ns", m_peaks.cpu_ns},
+            {"samples", m_peaks.samples},
+            {"method", "engine stats stream, sampled about once a second from 1 s after start; "
+                       "memory is the cgroup's max_usage where the engine reports it"}};
+    }
+    m_report["duration_ms"] = std::llround(ms_between(m_t0, Clock::now()));
+    auto r = audit::write_json_file(m_out / "report.json", m_report);
+    if (!r) say(r.error().message);
+}
+
+RunOutcome Pipeline::run() {
+    m_report["started_at"] = audit::utc_now_rfc3339();
+    RunOutcome out;
+    out.run_id = m_run_id;
+    std::optional<Error> failure;
+    auto run_step = [&](const char* name, Result<void> (Pipeline::*fn)()) {
+        if (failure) return;
+        auto r = step(name, [&] { return (this->*fn)(); });
+        if (!r) failure = r.error();
+    };
+    run_step("resolve", &Pipeline::resolve);
+    run_step("preflight", &Pipeline::preflight);
+    run_step("prepare", &Pipeline::prepare);
+    run_step("create", &Pipeline::create);
+    run_step("verify", &Pipeline::verify);
+    run_step("copy-in", &Pipeline::copy_in_step);
+    run_step("start-wait", &Pipeline::start_and_wait);
+    run_step("collect", &Pipeline::collect);
+    (void)step("teardown", [&] {
+        teardown();
+        return Result<void>{};
+    });
+    m_output.close();
+
+    if (failure && failure->kind == ErrorKind::cancelled) {
+        m_facts.interrupted = true;
+        m_class = classify(m_facts);
+    }
+    json result;
+    if (failure && !(m_class && failure->kind == ErrorKind::cancelled)) {
+        out.exit_code = exit_code_for(*failure);
+        out.message = failure->message;
+        result = {{"outcome", failure->kind == ErrorKind::refused ? "refused" : "error"},
+                  {"error_kind", util::to_string(failure->kind)},
+                  {"message", failure->message}};
+        if (m_class) result["task"] = {{"outcome", to_string(m_class->outcome)},
+                                       {"status_code", m_facts.status_code}};
+    } else {
+        out.exit_code = m_class->exit_code;
+        out.message = std::string(to_string(m_class->outcome)) + ": " + m_class->description;
+        result = {{"outcome", to_string(m_class->outcome)},
+                  {"description", m_class->description},
+                  {"status_code", m_facts.status_code},
+                  {"oom_killed", m_facts.oom_killed},
+                  {"timed_out", m_facts.timed_out}};
+        if (!m_facts.start_error.empty()) result["start_error"] = m_facts.start_error;
+    }
+    result["exit_code"] = out.exit_code;
+    m_report["result"] = result;
+    m_report["ended_at"] = audit::utc_now_rfc3339();
+    write_report();
+    if (m_out_ready) out.out_dir = m_out;
+    return out;
+}
+
+} // namespace
+
+RunOutcome run(docker::Client& client, const config::RunOptions& opts, const RunContext& ctx) {
+    Pipeline p(client, opts, ctx);
+    return p.run();
+}
+
+} // namespace airlock::sandbox

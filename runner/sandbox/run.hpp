@@ -1,0 +1,33 @@
+// `airlock run`: the pipeline of DESIGN.md as named steps — resolve, preflight, prepare, create,
+// verify, copy-in, start, watch, wait, collect, teardown, report.
+#pragma once
+
+#include "config/run_options.hpp"
+#include "docker/client.hpp"
+#include "sandbox/output.hpp"
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace airlock::sandbox {
+
+struct RunContext {
+    Echo echo = Echo::yes;                       // task output live on the terminal
+    std::function<void(const std::string&)> say; // airlock's own one-line messages
+    std::filesystem::path cwd;                   // for the default --out
+};
+
+struct RunOutcome {
+    int exit_code = 0;
+    std::string run_id;
+    std::filesystem::path out_dir; // empty when nothing was written
+    std::string message;           // one line for the terminal
+};
+
+// A fresh run id: UTC time and 6 random hex digits, e.g. 20261127t001002-3fa9c1.
+std::string new_run_id();
+
+RunOutcome run(docker::Client& client, const config::RunOptions& opts, const RunContext& ctx);
+
+} // namespace airlock::sandbox
