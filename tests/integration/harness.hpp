@@ -1,0 +1,60 @@
+// Helpers for tests against the real engine: run the airlock binary as a child process,
+// look at what the engine holds, make temporary workspaces.
+#pragma once
+
+#include "docker/client.hpp"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace airlock::test {
+
+struct Proc {
+    int exit_code = -1;       // or 128 + signal
+    std::string out, err;     // captured unless discarded
+    long max_rss_kb = 0;      // peak resident set of the child
+    double seconds = 0;
+};
+
+struct ProcOptions {
+    std::filesystem::path cwd;
+    bool discard_stdout = false;
+    std::vector<std::string> env; // extra NAME=VALUE
+    unsigned run_as_uid = 0;      // non-zero: drop to this uid (and gid) before exec
+    // Called with the child's pid once started; may send signals. Runs on the calling thread.
+    std::function<void(int pid)> while_running;
+};
+
+Proc run_airlock(const std::vector<std::string>& args, const ProcOptions& opts = {});
+
+// The engine from DOCKER_HOST or the default socket. With CI=true an unreachable engine fails
+// the test; elsewhere the caller skips (returns false) with a warning.
+bool engine_available();
+docker::Client& client();
+
+// Names of containers, volumes and networks labelled io.airlock.run (any run).
+std::vector<std::string> airlock_leftovers();
+
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const std::filesystem::path& path() const { return m_path; }
+
+private:
+    std::filesystem::path m_path;
+};
+
+void write_file(const std::filesystem::path& p, const std::string& content);
+std::string read_file(const std::filesystem::path& p);
+// The single run directory under OUT_PARENT (tests pass --out explicitly, mostly).
+nlohmann::json read_report(const std::filesystem::path& out);
+
+} // namespace airlock::test
+
+// Skips the rest of a test when no engine answers outside CI; fails in CI.
+#define REQUIRE_ENGINE()                                                                           \
+    do {                                                                                           \
+        if (!airlock::test::engine_available()) return;                                            \
+    } while (0)

@@ -1,0 +1,255 @@
+// `airlock run` against the real engine: hardening, limits, exits, workspace and teardown.
+#include "harness.hpp"
+
+#include "util/sha256.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <thread>
+
+using namespace airlock::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> args_for(const fs::path& ws, const fs::path& out,
+                                  std::vector<std::string> extra, std::vector<std::string> cmd) {
+    std::vector<std::string> a = {"run", "--quiet", "--pull", "never", "--workspace", ws.string(),
+                                  "--out", out.string()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    a.push_back("--");
+    a.insert(a.end(), cmd.begin(), cmd.end());
+    return a;
+}
+
+void require_nothing_left() {
+    auto left = airlock_leftovers();
+    INFO("left on the engine: " << (left.empty() ? std::string("nothing") : left.front()));
+    REQUIRE(left.empty());
+}
+
+} // namespace
+
+TEST_CASE("stdout and stderr stay apart, live and in the logs", "[integration][run]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    ProcOptions po;
+    auto args = args_for(ws.path(), out.path() / "run", {}, {"sh", "-c", "echo to-out; echo to-err >&2"});
+    args.erase(args.begin() + 1); // not --quiet: the terminal gets the output too
+    auto p = run_airlock(args, po);
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    CHECK(read_file(out.path() / "run/logs/stdout.log") == "to-out\n");
+    CHECK(read_file(out.path() / "run/logs/stderr.log") == "to-err\n");
+    CHECK(p.out == "to-out\n");
+    CHECK(p.err.find("to-err\n") != std::string::npos);
+    auto rep = read_report(out.path() / "run");
+    CHECK(rep["result"]["outcome"] == "success");
+    CHECK(rep["output"]["stdout_bytes"] == 7);
+    CHECK(rep["output"]["stderr_bytes"] == 7);
+    require_nothing_left();
+}
+
+TEST_CASE("the task's exit code passes through", "[integration][run]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {}, {"sh", "-c", "exit 42"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 42);
+    auto rep = read_report(out.path() / "run");
+    CHECK(rep["result"]["outcome"] == "failed");
+    CHECK(rep["result"]["status_code"] == 42);
+    CHECK(rep["result"]["exit_code"] == 42);
+    require_nothing_left();
+}
+
+TEST_CASE("a memory hog is OOM-killed and reported as such", "[integration][limits]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    // tail keeps the whole "line" of zeros in memory.
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {"--memory", "32m"},
+                                  {"sh", "-c", "head -c 300m /dev/zero | tail"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 137);
+    auto rep = read_report(out.path() / "run");
+    CHECK(rep["result"]["outcome"] == "oom");
+    CHECK(rep["result"]["oom_killed"] == true);
+    CHECK(p.err.find("out-of-memory") != std::string::npos);
+    require_nothing_left();
+}
+
+TEST_CASE("a fork bomb is held by the pids limit", "[integration][limits]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    // Try to start 200 sleepers under a limit of 32 processes; count the ones that started.
+    std::string script = "n=0; i=0; while [ $i -lt 200 ]; do "
+                         "if sleep 20 & then n=$((n+1)); fi; i=$((i+1)); done 2>/dev/null; "
+                         "echo started=$n; ps -e --no-headers | wc -l >&2; kill $(jobs -p) 2>/dev/null; exit 0";
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run",
+                                  {"--pids", "32", "--timeout", "60s"}, {"sh", "-c", script}));
+    INFO(p.err);
+    auto log = read_file(out.path() / "run/logs/stdout.log");
+    INFO(log);
+    auto pos = log.find("started=");
+    REQUIRE(pos != std::string::npos);
+    int started = std::stoi(log.substr(pos + 8));
+    CHECK(started < 32);
+    CHECK(started > 5);
+    CHECK(p.exit_code == 0);
+    require_nothing_left();
+}
+
+TEST_CASE("a task past --timeout is stopped and exits 124", "[integration][limits]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {"--timeout", "2s", "--grace", "1s"},
+                                  {"sleep", "60"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 124);
+    CHECK(p.seconds < 20);
+    auto rep = read_report(out.path() / "run");
+    CHECK(rep["result"]["outcome"] == "timeout");
+    CHECK(rep["result"]["timed_out"] == true);
+    require_nothing_left();
+}
+
+TEST_CASE("the root filesystem is read-only and the user is not root", "[integration][hardening]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
+                                  {"sh", "-c", "id -u; touch /etc/airlock-probe || echo ro; "
+                                               "touch /tmp/ok && echo tmp-writable; "
+                                               "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    auto log = read_file(out.path() / "run/logs/stdout.log");
+    CHECK(log.rfind("1000\n", 0) == 0);
+    CHECK(log.find("ro\n") != std::string::npos);
+    CHECK(log.find("tmp-writable") != std::string::npos);
+    CHECK(log.find("CapEff:\t0000000000000000") != std::string::npos);
+    CHECK(log.find("NoNewPrivs:\t1") != std::string::npos);
+    CHECK(read_file(out.path() / "run/logs/stderr.log").find("Read-only file system") !=
+          std::string::npos);
+    require_nothing_left();
+}
+
+TEST_CASE("the container has no network interface but lo", "[integration][hardening]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
+                                  {"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    CHECK(read_file(out.path() / "run/logs/stdout.log") == "lo\n");
+    require_nothing_left();
+}
+
+TEST_CASE("volume mode: changes come back out, the checkout is untouched", "[integration][workspace]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    write_file(ws.path() / "keep.txt", "same\n");
+    write_file(ws.path() / "edit.txt", "before\n");
+    write_file(ws.path() / "gone.txt", "delete me\n");
+    write_file(ws.path() / "src/deep/file.c", "int main(void) { return 0; }\n");
+    auto snapshot = [&] {
+        std::map<std::string, std::string> m;
+        for (auto& e : fs::recursive_directory_iterator(ws.path()))
+            m[e.path().string()] = e.is_regular_file() ? airlock::util::sha256_hex(read_file(e.path())) : "dir";
+        return m;
+    };
+    auto before = snapshot();
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
+                                  {"sh", "-c", "echo after > edit.txt; rm gone.txt; "
+                                               "mkdir -p new/dir && echo fresh > new/dir/added.txt; "
+                                               "cat keep.txt src/deep/file.c >/dev/null"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    CHECK(snapshot() == before);
+    auto run = out.path() / "run";
+    CHECK(read_file(run / "changes/files/edit.txt") == "after\n");
+    CHECK(read_file(run / "changes/files/new/dir/added.txt") == "fresh\n");
+    CHECK_FALSE(fs::exists(run / "changes/files/keep.txt"));
+    auto man = nlohmann::json::parse(read_file(run / "changes/manifest.json"));
+    auto paths = [&](const char* kind) {
+        std::vector<std::string> v;
+        for (auto& e : man[kind]) v.push_back(e["path"]);
+        return v;
+    };
+    CHECK(paths("modified") == std::vector<std::string>{"edit.txt"});
+    CHECK(paths("deleted") == std::vector<std::string>{"gone.txt"});
+    auto added = paths("added");
+    CHECK(std::find(added.begin(), added.end(), "new/dir/added.txt") != added.end());
+    for (auto& e : man["modified"])
+        CHECK(e["sha256"] == airlock::util::sha256_hex("after\n"));
+    auto rep = read_report(run);
+    CHECK(rep["changes"]["modified"] == 1);
+    CHECK(rep["changes"]["deleted"] == 1);
+    require_nothing_left();
+}
+
+TEST_CASE("SIGINT mid-run leaves no container, volume or network", "[integration][teardown]") {
+    REQUIRE_ENGINE();
+    int signals = GENERATE(1, 2);
+    TempDir ws, out;
+    write_file(ws.path() / "f.txt", "x\n");
+    ProcOptions po;
+    bool saw_container = false;
+    po.while_running = [&](int pid) {
+        for (int i = 0; i < 200 && !saw_container; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            auto cs = client().containers_by_label("io.airlock.run", "");
+            if (cs)
+                for (auto& c : *cs)
+                    if (c.value("State", "") == "running") saw_container = true;
+        }
+        for (int s = 0; s < signals; ++s) {
+            ::kill(pid, SIGINT);
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    };
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {}, {"sleep", "120"}), po);
+    INFO(p.err);
+    REQUIRE(saw_container);
+    CHECK(p.exit_code == 130);
+    CHECK(p.seconds < 60);
+    require_nothing_left();
+    auto rep = read_report(out.path() / "run");
+    CHECK(rep["result"]["outcome"] == "interrupted");
+}
+
+TEST_CASE("1 GiB of output passes with bounded memory", "[integration][output]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    ProcOptions po;
+    po.discard_stdout = true;
+    auto args = args_for(ws.path(), out.path() / "run", {"--output-cap", "2g", "--timeout", "10m"},
+                         {"sh", "-c", "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
+                                      " | head -c 1073741824"});
+    args.erase(args.begin() + 1); // echo to the (discarded) terminal as a user would see it
+    auto p = run_airlock(args, po);
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    auto rep = read_report(out.path() / "run");
+    CHECK(rep["output"]["stdout_bytes"] == 1073741824);
+    CHECK(rep["output"]["truncated"] == false);
+    CHECK(fs::file_size(out.path() / "run/logs/stdout.log") == 1073741824);
+    INFO("peak RSS " << p.max_rss_kb << " KiB");
+    CHECK(p.max_rss_kb < 64 * 1024);
+    fs::remove(out.path() / "run/logs/stdout.log");
+    require_nothing_left();
+}
+
+TEST_CASE("output past the cap is cut and the cut recorded", "[integration][output]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {"--output-cap", "1k"},
+                                  {"sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    auto rep = read_report(out.path() / "run");
+    CHECK(rep["output"]["truncated"] == true);
+    CHECK(rep["output"]["dropped_bytes"] == 5000 - 1024);
+    CHECK(fs::file_size(out.path() / "run/logs/stdout.log") == 1024);
+    require_nothing_left();
+}
