@@ -48,6 +48,7 @@ int run_command(int argc, char** argv) {
         ("timeout", "wall-clock limit (default 30m)", cxxopts::value<std::string>(), "DURATION")
         ("grace", "time between SIGTERM and SIGKILL at the timeout (default 10s)", cxxopts::value<std::string>(), "DURATION")
         ("user", "numeric UID[:GID], never 0 (default 1000:1000)", cxxopts::value<std::string>(), "UID[:GID]")
+        ("pull", "missing (default: pull when the engine lacks the image) or never", cxxopts::value<std::string>(), "WHEN")
         ("runtime", "runc (default) or runsc (gVisor)", cxxopts::value<std::string>(), "NAME")
         ("output-cap", "stdout+stderr kept at most (default 64m)", cxxopts::value<std::string>(), "SIZE")
         ("tmpfs-size", "size of the writable /tmp (default 256m)", cxxopts::value<std::string>(), "SIZE")
@@ -82,6 +83,7 @@ int run_command(int argc, char** argv) {
     add_value(flags, res, "grace", "grace");
     add_value(flags, res, "user", "user");
     add_value(flags, res, "runtime", "runtime");
+    add_value(flags, res, "pull", "pull");
     add_value(flags, res, "output-cap", "output_cap");
     add_value(flags, res, "tmpfs-size", "tmpfs_size");
     if (res.count("env")) {

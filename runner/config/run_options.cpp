@@ -26,7 +26,7 @@ const char* to_string(WorkspaceMode mode) {
 namespace {
 const std::set<std::string> k_scalar_fields = {
     "image", "workspace", "workspace_mode", "out", "memory", "cpus", "pids", "timeout",
-    "user", "runtime", "output_cap", "tmpfs_size", "grace"};
+    "user", "runtime", "output_cap", "tmpfs_size", "grace", "pull"};
 } // namespace
 
 Result<RunRequest> parse_task_json(std::string_view text, const std::string& name,
@@ -66,7 +66,7 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
             return make_error(ErrorKind::invalid_input,
                               where + ": unknown field (known: image, workspace, workspace_mode, "
                                       "out, env, memory, cpus, pids, timeout, grace, user, runtime, "
-                                      "output_cap, tmpfs_size, command)");
+                                      "output_cap, tmpfs_size, pull, command)");
         std::string value;
         if (it->is_string())
             value = it->get<std::string>();
@@ -219,6 +219,12 @@ resolve(const RunRequest& req,
             return make_error(ErrorKind::refused,
                               field("user") + ": \"" + *v + "\" is root; agents run as a non-root user (use e.g. 1000:1000)");
         o.user = v->find(':') == std::string::npos ? *v + ":" + *v : *v;
+    }
+    if (auto v = get("pull")) {
+        if (*v != "missing" && *v != "never")
+            return make_error(ErrorKind::invalid_input,
+                              field("pull") + ": \"" + *v + "\" is not a pull policy (use missing or never)");
+        o.pull_missing = *v == "missing";
     }
     if (auto v = get("runtime")) {
         if (*v != "runc" && *v != "runsc")

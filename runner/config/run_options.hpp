@@ -21,7 +21,7 @@ const char* to_string(WorkspaceMode mode);
 struct RunRequest {
     std::map<std::string, std::string> values; // image, workspace, workspace_mode, out, memory,
                                                // cpus, pids, timeout, user, runtime,
-                                               // output_cap, tmpfs_size, grace
+                                               // output_cap, tmpfs_size, grace, pull
     std::vector<std::string> env;              // NAME or NAME=VALUE
     std::vector<std::string> command;
     std::map<std::string, std::string> origin;  // field -> "--memory" or "task.json: /memory"
@@ -41,6 +41,7 @@ struct RunOptions {
     std::chrono::milliseconds grace{10 * 1000};
     std::string user = "1000:1000";
     std::string runtime = "runc";
+    bool pull_missing = true; // pull the image when the engine lacks it
     std::uint64_t tmpfs_size = 256ull << 20;
     std::uint64_t output_cap = 64ull << 20;
     std::int64_t nofile = 4096;

@@ -169,6 +169,11 @@ Result<void> Pipeline::preflight() {
                           {"api_version", v->negotiated},
                           {"podman", v->podman}};
     auto img = m_client.image_inspect(m_opts.image);
+    if (!img && img.error().kind == ErrorKind::not_found && !m_opts.pull_missing)
+        return make_error(ErrorKind::not_found,
+                          "image " + m_opts.image +
+                              ": not on the engine (build it with `ci/setup.sh images`, pass "
+                              "--image, or allow pulling with --pull missing)");
     if (!img && img.error().kind == ErrorKind::not_found) {
         say("image " + m_opts.image + " is not on the engine; pulling it");
         auto pulled = m_client.image_pull(m_opts.image, nullptr);
