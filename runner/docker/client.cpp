@@ -302,6 +302,40 @@ Result<void> Client::container_logs(const std::string& id, bool follow,
     return {};
 }
 
+Result<void> Client::container_attach(const std::string& id,
+                                      const FrameDemuxer::Callback& on_output,
+                                      const std::function<void(bool ok)>& on_ready,
+                                      const util::CancelToken* cancel) {
+    Request r = make("POST", "/containers/" + id + "/attach?stream=1&stdout=1&stderr=1");
+    r.streaming = Streaming::yes;
+    r.cancel = cancel;
+    bool ready_sent = false;
+    r.on_headers = [&](long status) {
+        ready_sent = true;
+        on_ready(status == 200 || status == 101);
+    };
+    std::string system_error;
+    FrameDemuxer demux([&](StreamId s, std::string_view d) {
+        if (s == StreamId::system_error) {
+            system_error.append(d.substr(0, 4096));
+            return true;
+        }
+        return on_output(s, d);
+    });
+    BodySink sink = [&](std::string_view d) { return demux.feed(d); };
+    auto resp = m_transport.perform(r, &sink);
+    if (!ready_sent) on_ready(false);
+    if (!resp) return resp.error();
+    if (resp->status != 200 && resp->status != 101)
+        return error_from_response(*resp, "attach to container");
+    if (!demux.error().empty())
+        return make_error(ErrorKind::protocol, "container output: " + demux.error());
+    if (!system_error.empty())
+        return make_error(ErrorKind::server_error,
+                          "container output: engine error in stream: " + system_error);
+    return {};
+}
+
 Result<Json> Client::container_inspect(const std::string& id) {
     return get_json("/containers/" + id + "/json", "inspect container");
 }

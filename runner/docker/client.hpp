@@ -76,6 +76,12 @@ public:
     // Streams stdout/stderr (demultiplexed) until the container stops (follow) or the logs end.
     util::Result<void> container_logs(const std::string& id, bool follow,
                                       const FrameDemuxer::Callback& on_output);
+    // Attaches to stdout/stderr before start; `on_ready` fires once the engine has accepted the
+    // attach (start only after that, or early output is lost). Returns when the container stops.
+    util::Result<void> container_attach(const std::string& id,
+                                        const FrameDemuxer::Callback& on_output,
+                                        const std::function<void(bool ok)>& on_ready,
+                                        const util::CancelToken* cancel);
     util::Result<Json> container_inspect(const std::string& id);
     util::Result<Json> container_stats(const std::string& id);
     // Streams stats objects (about one a second) until the container stops or `on_stats` says stop.

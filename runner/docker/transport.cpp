@@ -23,6 +23,7 @@ struct Transfer {
     bool deadline_hit = false;
     bool cancelled = false;
     bool upload_failed = false;
+    bool headers_done = false;
 };
 
 std::size_t on_write(char* ptr, std::size_t size, std::size_t nmemb, void* userdata) {
@@ -39,6 +40,20 @@ std::size_t on_write(char* ptr, std::size_t size, std::size_t nmemb, void* userd
     }
     // Error bodies are small JSON messages; cap what we keep.
     if (t->body.size() < (16u << 20)) t->body.append(ptr, n);
+    return n;
+}
+
+std::size_t on_header(char* buf, std::size_t size, std::size_t nitems, void* userdata) {
+    auto* t = static_cast<Transfer*>(userdata);
+    std::size_t n = size * nitems;
+    if (n <= 2 && (n == 0 || buf[0] == '\r' || buf[0] == '\n')) {
+        long status = 0;
+        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && t->req->on_headers && !t->headers_done) {
+            t->headers_done = true;
+            t->req->on_headers(status);
+        }
+    }
     return n;
 }
 
@@ -126,6 +141,10 @@ util::Result<Response> Transport::perform(const Request& req, const BodySink* si
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+    if (req.on_headers) {
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+    }
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);

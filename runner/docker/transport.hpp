@@ -35,6 +35,7 @@ struct Request {
     std::chrono::milliseconds timeout{60000}; // total, when streaming == no
     std::optional<util::Clock::time_point> deadline; // aborts with ErrorKind::timeout
     const util::CancelToken* cancel = nullptr;
+    std::function<void(long status)> on_headers; // called once the response headers are in
 };
 
 struct Response {

@@ -254,8 +254,37 @@ Result<void> Pipeline::copy_in_step() {
 }
 
 Result<void> Pipeline::start_and_wait() {
+    // Attach first: all output from the first byte, with no race against a fast exit (a
+    // logs?follow=1 after start can miss the output of a task that ends at once).
+    std::optional<Result<void>> log_result;
+    std::mutex ready_mu;
+    std::condition_variable ready_cv;
+    std::optional<bool> attached;
+    util::CancelToken stop_attach;
+    std::thread logs([&] {
+        log_result.emplace(m_client.container_attach(
+            m_container_id,
+            [&](docker::StreamId s, std::string_view d) { return m_output.write(s, d); },
+            [&](bool ok) {
+                std::lock_guard<std::mutex> lock(ready_mu);
+                attached = ok;
+                ready_cv.notify_all();
+            },
+            &stop_attach));
+    });
+    {
+        std::unique_lock<std::mutex> lock(ready_mu);
+        ready_cv.wait(lock, [&] { return attached.has_value(); });
+    }
+    if (!*attached) {
+        logs.join();
+        if (log_result && !log_result->ok()) return log_result->error();
+        return make_error(ErrorKind::server_error, "could not attach to the container's output");
+    }
     auto started = m_client.container_start(m_container_id);
     if (!started) {
+        stop_attach.cancel(); // a container that never started may keep the stream open
+        logs.join();
         if (started.error().kind == ErrorKind::cancelled) return started;
         m_facts.started = false;
         m_facts.start_error = started.error().message;
@@ -265,14 +294,6 @@ Result<void> Pipeline::start_and_wait() {
     }
     m_facts.started = true;
     auto t_start = Clock::now();
-
-    std::optional<Result<void>> log_result;
-    std::thread logs([&] {
-        log_result.emplace(m_client.container_logs(
-            m_container_id, true, [&](docker::StreamId s, std::string_view d) {
-                return m_output.write(s, d);
-            }));
-    });
 
     // Stats begin after a second, so short tasks pay nothing for them; on cgroup v1 the
     // memory peak (max_usage) covers the whole life of the container anyway.

@@ -52,7 +52,8 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
         {"Mounts", mounts},
         {"AutoRemove", false}, // we need the exit state and the workspace afterwards
         {"RestartPolicy", {{"Name", "no"}}},
-        {"LogConfig", {{"Type", "json-file"}, {"Config", json::object()}}},
+        // airlock keeps the output (attached before start); the engine host stores none of it.
+        {"LogConfig", {{"Type", "none"}, {"Config", json::object()}}},
         {"Runtime", o.runtime},
     };
 
