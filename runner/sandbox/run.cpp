@@ -168,6 +168,17 @@ Result<void> Pipeline::preflight() {
                           {"version", v->version},
                           {"api_version", v->negotiated},
                           {"podman", v->podman}};
+    if (m_opts.runtime != "runc" && !v->podman) {
+        auto info = m_client.info();
+        if (!info) return info.error();
+        const json& rts = info->value("Runtimes", json::object());
+        if (!rts.contains(m_opts.runtime))
+            return make_error(ErrorKind::invalid_input,
+                              "--runtime: the engine has no runtime \"" + m_opts.runtime +
+                                  "\" (install it and register it in /etc/docker/daemon.json "
+                                  "\"runtimes\", or use --runtime runc; `airlock doctor` lists "
+                                  "what the engine has)");
+    }
     auto img = m_client.image_inspect(m_opts.image);
     if (!img && img.error().kind == ErrorKind::not_found && !m_opts.pull_missing)
         return make_error(ErrorKind::not_found,

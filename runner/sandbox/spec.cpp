@@ -94,6 +94,25 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
     check("HostConfig.NanoCpus", get(hc, "NanoCpus"), o.nano_cpus);
     check("HostConfig.PidsLimit", get(hc, "PidsLimit"), o.pids);
     check("HostConfig.NetworkMode", get(hc, "NetworkMode"), "none");
+    check("HostConfig.Runtime", get(hc, "Runtime"), o.runtime);
+    json ulimits = get(hc, "Ulimits");
+    for (const auto& [name, value] : {std::pair<const char*, std::int64_t>{"nofile", o.nofile},
+                                      {"nproc", o.nproc}}) {
+        bool found = false;
+        if (ulimits.is_array())
+            for (const auto& u : ulimits)
+                if (u.value("Name", "") == name && u.value("Soft", std::int64_t{-1}) == value &&
+                    u.value("Hard", std::int64_t{-1}) == value)
+                    found = true;
+        if (!found)
+            out.push_back({std::string("HostConfig.Ulimits.") + name, std::to_string(value),
+                           ulimits.dump()});
+    }
+    json tmpfs = get(hc, "Tmpfs");
+    if (!tmpfs.is_object() || !tmpfs.contains("/tmp") ||
+        tmpfs["/tmp"].get<std::string>().find("size=" + std::to_string(o.tmpfs_size)) ==
+            std::string::npos)
+        out.push_back({"HostConfig.Tmpfs./tmp", "size=" + std::to_string(o.tmpfs_size), tmpfs.dump()});
     bool nnp = false;
     if (hc.contains("SecurityOpt") && hc["SecurityOpt"].is_array())
         for (const auto& s : hc["SecurityOpt"])
