@@ -32,7 +32,7 @@ JOBS=${AIRLOCK_JOBS:-2}
 
 PACKAGES=(build-essential cmake pkg-config git libcurl4-openssl-dev nlohmann-json3-dev
   libcxxopts-dev libspdlog-dev catch2 libarchive-dev libssl-dev docker.io debootstrap
-  ca-certificates iproute2 procps)
+  ca-certificates iproute2 procps socat openssl)
 
 step() { printf '==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }

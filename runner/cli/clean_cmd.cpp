@@ -13,8 +13,8 @@ namespace airlock::cli {
 int clean_command(int argc, char** argv) {
     cxxopts::Options o("airlock clean",
                        "Remove containers, volumes and networks labelled io.airlock.run.");
-    o.add_options()("run", "only the objects of this run id", cxxopts::value<std::string>(), "ID")(
-        "h,help", "show this help");
+    o.add_options()("run", "only the objects of this run id", cxxopts::value<std::string>(),
+                    "ID")("h,help", "show this help");
     cxxopts::ParseResult res;
     try {
         res = o.parse(argc, argv);
@@ -44,7 +44,8 @@ int clean_command(int argc, char** argv) {
     }
     std::printf("removed %zu containers, %zu volumes, %zu networks\n", rep->containers,
                 rep->volumes, rep->networks);
-    for (const auto& e : rep->errors) std::fprintf(stderr, "airlock: %s\n", e.c_str());
+    for (const auto& e : rep->errors)
+        std::fprintf(stderr, "airlock: %s\n", e.c_str());
     return rep->errors.empty() ? 0 : sandbox::exit_code::engine;
 }
 

@@ -24,7 +24,9 @@ const char* k_usage =
     "`airlock <command> --help` tells more. Docs: README.md, docs/.\n";
 } // namespace
 
-void say(const char* text) { std::fprintf(stderr, "airlock: %s\n", text); }
+void say(const char* text) {
+    std::fprintf(stderr, "airlock: %s\n", text);
+}
 
 int main(int argc, char** argv) {
     try {
@@ -44,7 +46,8 @@ int main(int argc, char** argv) {
             std::fputs(k_usage, stdout);
             return 0;
         }
-        std::fprintf(stderr, "airlock: unknown command \"%s\" (try: airlock --help)\n", cmd.c_str());
+        std::fprintf(stderr, "airlock: unknown command \"%s\" (try: airlock --help)\n",
+                     cmd.c_str());
         return sandbox::exit_code::usage;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "airlock: internal error: %s\n", e.what());

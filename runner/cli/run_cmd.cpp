@@ -35,25 +35,30 @@ int run_command(int argc, char** argv) {
     cxxopts::Options o("airlock run", "Run COMMAND in a disposable, hardened container.");
     o.custom_help("[options]");
     o.positional_help("-- COMMAND [ARGS...]");
-    o.add_options()
-        ("task", "task file (JSON) with the same fields as the flags; flags win", cxxopts::value<std::string>(), "FILE")
-        ("image", "image to run (default airlock/agent-base:latest)", cxxopts::value<std::string>(), "REF")
-        ("workspace", "directory given to the task as /workspace (default .)", cxxopts::value<std::string>(), "DIR")
-        ("workspace-mode", "volume (copied in and out; default), bind-ro or bind-rw", cxxopts::value<std::string>(), "MODE")
-        ("out", "output directory (default .airlock/runs/<run-id>/)", cxxopts::value<std::string>(), "DIR")
-        ("env", "pass NAME (from airlock's environment) or NAME=VALUE; repeatable", cxxopts::value<std::vector<std::string>>(), "NAME[=VALUE]")
-        ("memory", "memory limit, swap included (default 2g)", cxxopts::value<std::string>(), "SIZE")
-        ("cpus", "CPU limit (default 1)", cxxopts::value<std::string>(), "N")
-        ("pids", "process limit (default 256)", cxxopts::value<std::string>(), "N")
-        ("timeout", "wall-clock limit (default 30m)", cxxopts::value<std::string>(), "DURATION")
-        ("grace", "time between SIGTERM and SIGKILL at the timeout (default 10s)", cxxopts::value<std::string>(), "DURATION")
-        ("user", "numeric UID[:GID], never 0 (default 1000:1000)", cxxopts::value<std::string>(), "UID[:GID]")
-        ("pull", "missing (default: pull when the engine lacks the image) or never", cxxopts::value<std::string>(), "WHEN")
-        ("runtime", "runc (default) or runsc (gVisor)", cxxopts::value<std::string>(), "NAME")
-        ("output-cap", "stdout+stderr kept at most (default 64m)", cxxopts::value<std::string>(), "SIZE")
-        ("tmpfs-size", "size of the writable /tmp (default 256m)", cxxopts::value<std::string>(), "SIZE")
-        ("q,quiet", "do not echo the task's output on the terminal")
-        ("h,help", "show this help");
+    o.add_options()("task", "task file (JSON) with the same fields as the flags; flags win",
+                    cxxopts::value<std::string>(), "FILE")(
+        "image", "image to run (default airlock/agent-base:latest)", cxxopts::value<std::string>(),
+        "REF")("workspace", "directory given to the task as /workspace (default .)",
+               cxxopts::value<std::string>(),
+               "DIR")("workspace-mode", "volume (copied in and out; default), bind-ro or bind-rw",
+                      cxxopts::value<std::string>(), "MODE")(
+        "out", "output directory (default .airlock/runs/<run-id>/)", cxxopts::value<std::string>(),
+        "DIR")("env", "pass NAME (from airlock's environment) or NAME=VALUE; repeatable",
+               cxxopts::value<std::vector<std::string>>(), "NAME[=VALUE]")(
+        "memory", "memory limit, swap included (default 2g)", cxxopts::value<std::string>(),
+        "SIZE")("cpus", "CPU limit (default 1)", cxxopts::value<std::string>(),
+                "N")("pids", "process limit (default 256)", cxxopts::value<std::string>(), "N")(
+        "timeout", "wall-clock limit (default 30m)", cxxopts::value<std::string>(),
+        "DURATION")("grace", "time between SIGTERM and SIGKILL at the timeout (default 10s)",
+                    cxxopts::value<std::string>(), "DURATION")(
+        "user", "numeric UID[:GID], never 0 (default 1000:1000)", cxxopts::value<std::string>(),
+        "UID[:GID]")("pull", "missing (default: pull when the engine lacks the image) or never",
+                     cxxopts::value<std::string>(), "WHEN")(
+        "runtime", "runc (default) or runsc (gVisor)", cxxopts::value<std::string>(), "NAME")(
+        "output-cap", "stdout+stderr kept at most (default 64m)", cxxopts::value<std::string>(),
+        "SIZE")("tmpfs-size", "size of the writable /tmp (default 256m)",
+                cxxopts::value<std::string>(), "SIZE")(
+        "q,quiet", "do not echo the task's output on the terminal")("h,help", "show this help");
     cxxopts::ParseResult res;
     try {
         res = o.parse(split, argv);
@@ -90,7 +95,8 @@ int run_command(int argc, char** argv) {
         flags.env = res["env"].as<std::vector<std::string>>();
         flags.env_origin = "--env";
     }
-    for (int i = split + 1; i < argc; ++i) flags.command.emplace_back(argv[i]);
+    for (int i = split + 1; i < argc; ++i)
+        flags.command.emplace_back(argv[i]);
     flags.command_origin = "command line";
 
     config::RunRequest req;

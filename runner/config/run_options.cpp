@@ -16,25 +16,29 @@ using util::Result;
 
 const char* to_string(WorkspaceMode mode) {
     switch (mode) {
-    case WorkspaceMode::volume: return "volume";
-    case WorkspaceMode::bind_ro: return "bind-ro";
-    case WorkspaceMode::bind_rw: return "bind-rw";
+    case WorkspaceMode::volume:
+        return "volume";
+    case WorkspaceMode::bind_ro:
+        return "bind-ro";
+    case WorkspaceMode::bind_rw:
+        return "bind-rw";
     }
     return "?";
 }
 
 namespace {
 const std::set<std::string> k_scalar_fields = {
-    "image", "workspace", "workspace_mode", "out", "memory", "cpus", "pids", "timeout",
-    "user", "runtime", "output_cap", "tmpfs_size", "grace", "pull"};
+    "image",   "workspace", "workspace_mode", "out",        "memory",     "cpus",  "pids",
+    "timeout", "user",      "runtime",        "output_cap", "tmpfs_size", "grace", "pull"};
 } // namespace
 
 Result<RunRequest> parse_task_json(std::string_view text, const std::string& name,
                                    const std::filesystem::path& base_dir) {
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded())
-        return make_error(ErrorKind::invalid_input,
-                          name + ": not valid JSON (a task file is a JSON object, see docs/task-file.md)");
+        return make_error(
+            ErrorKind::invalid_input,
+            name + ": not valid JSON (a task file is a JSON object, see docs/task-file.md)");
     if (!j.is_object())
         return make_error(ErrorKind::invalid_input, name + ": the top level must be a JSON object");
     RunRequest req;
@@ -43,17 +47,19 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
         const std::string where = name + ": /" + key;
         if (key == "env" || key == "command") {
             if (!it->is_array())
-                return make_error(ErrorKind::invalid_input, where + ": must be an array of strings");
+                return make_error(ErrorKind::invalid_input,
+                                  where + ": must be an array of strings");
             std::vector<std::string> items;
             std::size_t i = 0;
             for (const auto& e : *it) {
                 if (!e.is_string())
-                    return make_error(ErrorKind::invalid_input, where + "/" + std::to_string(i) +
-                                                                    ": must be a string");
+                    return make_error(ErrorKind::invalid_input,
+                                      where + "/" + std::to_string(i) + ": must be a string");
                 items.push_back(e.get<std::string>());
                 ++i;
             }
             if (key == "env") {
+                req.env_origins.assign(items.size(), where);
                 req.env = std::move(items);
                 req.env_origin = where;
             } else {
@@ -64,9 +70,10 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
         }
         if (!k_scalar_fields.count(key))
             return make_error(ErrorKind::invalid_input,
-                              where + ": unknown field (known: image, workspace, workspace_mode, "
-                                      "out, env, memory, cpus, pids, timeout, grace, user, runtime, "
-                                      "output_cap, tmpfs_size, pull, command)");
+                              where +
+                                  ": unknown field (known: image, workspace, workspace_mode, "
+                                  "out, env, memory, cpus, pids, timeout, grace, user, runtime, "
+                                  "output_cap, tmpfs_size, pull, command)");
         std::string value;
         if (it->is_string())
             value = it->get<std::string>();
@@ -100,9 +107,18 @@ Result<RunRequest> parse_task_file(const std::filesystem::path& path) {
 RunRequest merge(RunRequest base, const RunRequest& over) {
     for (const auto& [k, v] : over.values) {
         base.values[k] = v;
-        base.origin[k] = over.origin.count(k) ? over.origin.at(k) : std::string("--" + k);
+        std::string flag = k;
+        for (auto& c : flag)
+            if (c == '_') c = '-';
+        base.origin[k] = over.origin.count(k) ? over.origin.at(k) : "--" + flag;
     }
     if (!over.env.empty()) {
+        base.env_origins.resize(base.env.size(),
+                                base.env_origin.empty() ? "--env" : base.env_origin);
+        for (std::size_t i = 0; i < over.env.size(); ++i)
+            base.env_origins.push_back(i < over.env_origins.size()
+                                           ? over.env_origins[i]
+                                           : (over.env_origin.empty() ? "--env" : over.env_origin));
         base.env.insert(base.env.end(), over.env.begin(), over.env.end());
         base.env_origin = over.env_origin;
     }
@@ -117,7 +133,8 @@ namespace {
 bool valid_env_name(const std::string& n) {
     if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
     for (char c : n)
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_'))
             return false;
     return true;
 }
@@ -148,12 +165,13 @@ resolve(const RunRequest& req,
         auto it = req.values.find(k);
         return it == req.values.end() ? nullptr : &it->second;
     };
-    for (const auto& k : k_scalar_fields) o.origin[k] = req.origin.count(k) ? req.origin.at(k) : "default";
+    for (const auto& k : k_scalar_fields)
+        o.origin[k] = req.origin.count(k) ? req.origin.at(k) : "default";
 
     if (auto v = get("image")) {
         if (v->empty() || v->find_first_of(" \t\n") != std::string::npos)
-            return make_error(ErrorKind::invalid_input, field("image") + ": \"" + *v +
-                                                            "\" is not an image reference");
+            return make_error(ErrorKind::invalid_input,
+                              field("image") + ": \"" + *v + "\" is not an image reference");
         o.image = *v;
     }
     if (auto v = get("workspace")) o.workspace = *v;
@@ -165,8 +183,9 @@ resolve(const RunRequest& req,
         else if (*v == "bind-rw")
             o.workspace_mode = WorkspaceMode::bind_rw;
         else
-            return make_error(ErrorKind::invalid_input, field("workspace_mode") + ": \"" + *v +
-                                                            "\" is not a mode (use volume, bind-ro or bind-rw)");
+            return make_error(ErrorKind::invalid_input,
+                              field("workspace_mode") + ": \"" + *v +
+                                  "\" is not a mode (use volume, bind-ro or bind-rw)");
     }
     if (auto v = get("out")) {
         if (v->empty()) return make_error(ErrorKind::invalid_input, field("out") + ": is empty");
@@ -177,7 +196,8 @@ resolve(const RunRequest& req,
         if (!r) return r.error();
         if (*r < (6u << 20))
             return make_error(ErrorKind::invalid_input,
-                              field("memory") + ": \"" + *v + "\" is below the engine's minimum of 6m");
+                              field("memory") + ": \"" + *v +
+                                  "\" is below the engine's minimum of 6m");
         o.memory = *r;
     }
     if (auto v = get("cpus")) {
@@ -213,38 +233,57 @@ resolve(const RunRequest& req,
     if (auto v = get("user")) {
         if (!valid_user(*v))
             return make_error(ErrorKind::invalid_input,
-                              field("user") + ": \"" + *v + "\" is not numeric (use UID[:GID], e.g. 1000:1000)");
-        auto uid = v->substr(0, v->find(':'));
-        if (std::stoull(uid) == 0)
+                              field("user") + ": \"" + *v +
+                                  "\" is not numeric (use UID[:GID], e.g. 1000:1000)");
+        auto colon = v->find(':');
+        auto uid = std::stoull(v->substr(0, colon));
+        auto gid = colon == std::string::npos ? uid : std::stoull(v->substr(colon + 1));
+        if (uid > 4294967294ull || gid > 4294967294ull)
+            return make_error(ErrorKind::invalid_input,
+                              field("user") + ": \"" + *v +
+                                  "\" is out of range (IDs go up to 4294967294)");
+        if (gid == 0 && uid != 0)
             return make_error(ErrorKind::refused,
-                              field("user") + ": \"" + *v + "\" is root; agents run as a non-root user (use e.g. 1000:1000)");
+                              field("user") + ": \"" + *v +
+                                  "\" puts the task in the root group (use a non-zero GID)");
+        if (uid == 0)
+            return make_error(ErrorKind::refused,
+                              field("user") + ": \"" + *v +
+                                  "\" is root; agents run as a non-root user (use e.g. 1000:1000)");
         o.user = v->find(':') == std::string::npos ? *v + ":" + *v : *v;
     }
     if (auto v = get("pull")) {
         if (*v != "missing" && *v != "never")
             return make_error(ErrorKind::invalid_input,
-                              field("pull") + ": \"" + *v + "\" is not a pull policy (use missing or never)");
+                              field("pull") + ": \"" + *v +
+                                  "\" is not a pull policy (use missing or never)");
         o.pull_missing = *v == "missing";
     }
     if (auto v = get("runtime")) {
         if (*v != "runc" && *v != "runsc")
             return make_error(ErrorKind::invalid_input,
-                              field("runtime") + ": \"" + *v + "\" is not supported (use runc or runsc)");
+                              field("runtime") + ": \"" + *v +
+                                  "\" is not supported (use runc or runsc)");
         o.runtime = *v;
     }
-    for (const auto& e : req.env) {
+    for (std::size_t i = 0; i < req.env.size(); ++i) {
+        const std::string& e = req.env[i];
         auto eq = e.find('=');
         std::string name = e.substr(0, eq);
-        std::string where = req.env_origin.empty() ? "--env" : req.env_origin;
+        std::string where = i < req.env_origins.size()
+                                ? req.env_origins[i]
+                                : (req.env_origin.empty() ? "--env" : req.env_origin);
         if (!valid_env_name(name))
             return make_error(ErrorKind::invalid_input,
-                              where + ": \"" + name + "\" is not a variable name (use NAME or NAME=VALUE)");
+                              where + ": \"" + name +
+                                  "\" is not a variable name (use NAME or NAME=VALUE)");
         std::string value;
         if (eq == std::string::npos) {
             auto v = lookup_env(name);
             if (!v)
                 return make_error(ErrorKind::invalid_input,
-                                  where + ": " + name + " is not set in airlock's environment (set it, or pass " +
+                                  where + ": " + name +
+                                      " is not set in airlock's environment (set it, or pass " +
                                       name + "=VALUE)");
             value = *v;
         } else {

@@ -24,7 +24,8 @@ struct RunRequest {
                                                // output_cap, tmpfs_size, grace, pull
     std::vector<std::string> env;              // NAME or NAME=VALUE
     std::vector<std::string> command;
-    std::map<std::string, std::string> origin;  // field -> "--memory" or "task.json: /memory"
+    std::map<std::string, std::string> origin; // field -> "--memory" or "task.json: /memory"
+    std::vector<std::string> env_origins;      // one per env entry
     std::string env_origin, command_origin;
 };
 

@@ -89,7 +89,8 @@ Result<Json> Client::get_json(const std::string& path, const std::string& what) 
     try {
         return Json::parse(resp->body);
     } catch (const std::exception& e) {
-        return make_error(ErrorKind::protocol, what + ": the engine sent invalid JSON: " + e.what());
+        return make_error(ErrorKind::protocol,
+                          what + ": the engine sent invalid JSON: " + e.what());
     }
 }
 
@@ -137,7 +138,9 @@ Result<void> Client::ping() {
     return expect_ok(r, "ping");
 }
 
-Result<Json> Client::info() { return get_json("/info", "engine info"); }
+Result<Json> Client::info() {
+    return get_json("/info", "engine info");
+}
 
 Result<Json> Client::image_inspect(const std::string& ref) {
     return get_json("/images/" + url_encode(ref) + "/json", "image " + ref);
@@ -199,8 +202,8 @@ private:
 Result<void> Client::image_pull(const std::string& ref,
                                 const std::function<void(const Json&)>& progress) {
     auto [name, tag] = split_ref(ref);
-    Request r = make("POST", "/images/create?fromImage=" + url_encode(name) +
-                                 "&tag=" + url_encode(tag));
+    Request r =
+        make("POST", "/images/create?fromImage=" + url_encode(name) + "&tag=" + url_encode(tag));
     r.streaming = Streaming::yes;
     JsonLines lines([&](const Json& j) {
         if (progress) progress(j);
@@ -230,7 +233,8 @@ Result<void> Client::image_import(const std::string& repo, const std::string& ta
     if (resp->status != 200) return error_from_response(*resp, "import " + repo + ":" + tag);
     if (lines.error().empty()) (void)lines.finish();
     if (!lines.error().empty())
-        return make_error(ErrorKind::server_error, "import " + repo + ":" + tag + ": " + lines.error());
+        return make_error(ErrorKind::server_error,
+                          "import " + repo + ":" + tag + ": " + lines.error());
     return {};
 }
 
@@ -296,9 +300,11 @@ Result<void> Client::container_logs(const std::string& id, bool follow,
     auto resp = m_transport.perform(r, &sink);
     if (!resp) return resp.error();
     if (resp->status != 200) return error_from_response(*resp, "container logs");
-    if (!demux.error().empty()) return make_error(ErrorKind::protocol, "container logs: " + demux.error());
+    if (!demux.error().empty())
+        return make_error(ErrorKind::protocol, "container logs: " + demux.error());
     if (!system_error.empty())
-        return make_error(ErrorKind::server_error, "container logs: engine error in stream: " + system_error);
+        return make_error(ErrorKind::server_error,
+                          "container logs: engine error in stream: " + system_error);
     return {};
 }
 
@@ -362,9 +368,10 @@ Result<void> Client::container_kill(const std::string& id, const std::string& si
 }
 
 Result<void> Client::container_remove(const std::string& id, Force force) {
-    return expect_ok(make("DELETE", "/containers/" + id + "?v=1&force=" +
-                                        (force == Force::yes ? std::string("1") : std::string("0"))),
-                     "remove container");
+    return expect_ok(
+        make("DELETE", "/containers/" + id + "?v=1&force=" +
+                           (force == Force::yes ? std::string("1") : std::string("0"))),
+        "remove container");
 }
 
 namespace {
@@ -377,16 +384,17 @@ Result<std::vector<Json>> as_list(Result<Json> j, const char* field) {
         arr = &(*j)[field];
     }
     if (arr->is_array())
-        for (const auto& e : *arr) out.push_back(e);
+        for (const auto& e : *arr)
+            out.push_back(e);
     return out;
 }
 } // namespace
 
 Result<std::vector<Json>> Client::containers_by_label(const std::string& key,
                                                       const std::string& value) {
-    return as_list(get_json("/containers/json?all=1&filters=" + label_filter(key, value),
-                            "list containers"),
-                   nullptr);
+    return as_list(
+        get_json("/containers/json?all=1&filters=" + label_filter(key, value), "list containers"),
+        nullptr);
 }
 
 Result<void> Client::archive_get(const std::string& id, const std::string& path,
@@ -419,9 +427,10 @@ Result<void> Client::volume_create(const std::string& name, const Labels& labels
 }
 
 Result<void> Client::volume_remove(const std::string& name, Force force) {
-    return expect_ok(make("DELETE", "/volumes/" + url_encode(name) + "?force=" +
-                                        (force == Force::yes ? std::string("1") : std::string("0"))),
-                     "remove volume " + name);
+    return expect_ok(
+        make("DELETE", "/volumes/" + url_encode(name) +
+                           "?force=" + (force == Force::yes ? std::string("1") : std::string("0"))),
+        "remove volume " + name);
 }
 
 Result<std::vector<Json>> Client::volumes_by_label(const std::string& key,
@@ -433,9 +442,9 @@ Result<std::vector<Json>> Client::volumes_by_label(const std::string& key,
 Result<std::string> Client::network_create(const std::string& name, const Labels& labels,
                                            bool internal) {
     Request r = make("POST", "/networks/create");
-    r.body = Json{{"Name", name}, {"Labels", labels}, {"Internal", internal},
-                  {"CheckDuplicate", true}}
-                 .dump();
+    r.body =
+        Json{{"Name", name}, {"Labels", labels}, {"Internal", internal}, {"CheckDuplicate", true}}
+            .dump();
     auto resp = m_transport.perform(r);
     if (!resp) return resp.error();
     if (resp->status != 201) return error_from_response(*resp, "create network " + name);

@@ -20,9 +20,9 @@ inline constexpr const char* k_max_api_version = "1.41";
 inline constexpr const char* k_min_api_version = "1.40";
 
 struct EngineVersion {
-    std::string api_version;    // what the engine speaks at most
-    std::string version;        // product version
-    std::string negotiated;     // what we use
+    std::string api_version; // what the engine speaks at most
+    std::string version;     // product version
+    std::string negotiated;  // what we use
     bool podman = false;
     std::string os, arch;
 };

@@ -14,14 +14,21 @@ std::string getenv_str(const char* name) {
 }
 } // namespace
 
+namespace {
+std::string host_port(const std::string& host, int port) {
+    bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+} // namespace
+
 std::string Endpoint::display() const {
     if (kind == Kind::unix_socket) return "unix://" + socket_path;
-    return "tcp://" + host + ":" + std::to_string(port) + (tls ? " (TLS)" : " (no TLS)");
+    return "tcp://" + host_port(host, port) + (tls ? " (TLS)" : " (no TLS)");
 }
 
 std::string Endpoint::base_url() const {
     if (kind == Kind::unix_socket) return "http://localhost";
-    return std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(port);
+    return std::string(tls ? "https://" : "http://") + host_port(host, port);
 }
 
 EndpointEnv endpoint_env_from_process() {
@@ -54,10 +61,22 @@ util::Result<Endpoint> parse_endpoint(const EndpointEnv& env) {
             return make_error(ErrorKind::invalid_input,
                               "DOCKER_HOST: \"" + h + "\" has an unclosed IPv6 bracket" + fix);
         host = rest.substr(1, close - 1);
-        if (close + 1 < rest.size() && rest[close + 1] == ':') port_str = rest.substr(close + 2);
+        if (close + 1 < rest.size()) {
+            if (rest[close + 1] != ':')
+                return make_error(ErrorKind::invalid_input,
+                                  "DOCKER_HOST: \"" + h +
+                                      "\": expected :PORT after the IPv6 address" + fix);
+            port_str = rest.substr(close + 2);
+            if (port_str.empty())
+                return make_error(ErrorKind::invalid_input,
+                                  "DOCKER_HOST: \"" + h + "\" has an empty port" + fix);
+        }
     } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
         host = rest.substr(0, colon);
         port_str = rest.substr(colon + 1);
+        if (port_str.empty())
+            return make_error(ErrorKind::invalid_input,
+                              "DOCKER_HOST: \"" + h + "\" has an empty port" + fix);
     }
     if (host.empty())
         return make_error(ErrorKind::invalid_input,

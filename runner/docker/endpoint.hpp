@@ -11,10 +11,10 @@ struct Endpoint {
     enum class Kind { unix_socket, tcp };
     Kind kind = Kind::unix_socket;
     std::string socket_path = "/var/run/docker.sock"; // unix_socket
-    std::string host;                                  // tcp: host name or address
-    int port = 0;                                      // tcp
-    bool tls = false;                                  // tcp: https with verification
-    std::string ca_file, cert_file, key_file;          // tcp + tls
+    std::string host;                                 // tcp: host name or address
+    int port = 0;                                     // tcp
+    bool tls = false;                                 // tcp: https with verification
+    std::string ca_file, cert_file, key_file;         // tcp + tls
     // Human-readable form for messages: unix:///var/run/docker.sock, tcp://h:2376 (TLS).
     std::string display() const;
     // Base URL for libcurl: http://localhost (unix), http(s)://host:port (tcp).
@@ -22,10 +22,10 @@ struct Endpoint {
 };
 
 struct EndpointEnv {
-    std::string docker_host;     // DOCKER_HOST
-    std::string tls_verify;      // DOCKER_TLS_VERIFY
-    std::string cert_path;       // DOCKER_CERT_PATH
-    std::string home;            // HOME, for the default cert path ~/.docker
+    std::string docker_host; // DOCKER_HOST
+    std::string tls_verify;  // DOCKER_TLS_VERIFY
+    std::string cert_path;   // DOCKER_CERT_PATH
+    std::string home;        // HOME, for the default cert path ~/.docker
 };
 
 EndpointEnv endpoint_env_from_process();

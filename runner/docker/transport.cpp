@@ -24,6 +24,7 @@ struct Transfer {
     bool cancelled = false;
     bool upload_failed = false;
     bool headers_done = false;
+    std::string callback_error;
 };
 
 std::size_t on_write(char* ptr, std::size_t size, std::size_t nmemb, void* userdata) {
@@ -32,8 +33,14 @@ std::size_t on_write(char* ptr, std::size_t size, std::size_t nmemb, void* userd
     long status = 0;
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
     if (t->sink && status >= 200 && status < 300) {
-        if (!(*t->sink)(std::string_view(ptr, n))) {
-            t->sink_stopped = true;
+        // No exception may unwind through libcurl's C frames.
+        try {
+            if (!(*t->sink)(std::string_view(ptr, n))) {
+                t->sink_stopped = true;
+                return 0;
+            }
+        } catch (const std::exception& e) {
+            t->callback_error = e.what();
             return 0;
         }
         return n;
@@ -51,7 +58,12 @@ std::size_t on_header(char* buf, std::size_t size, std::size_t nitems, void* use
         curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
         if (status >= 200 && t->req->on_headers && !t->headers_done) {
             t->headers_done = true;
-            t->req->on_headers(status);
+            try {
+                t->req->on_headers(status);
+            } catch (const std::exception& e) {
+                t->callback_error = e.what();
+                return 0;
+            }
         }
     }
     return n;
@@ -59,7 +71,12 @@ std::size_t on_header(char* buf, std::size_t size, std::size_t nitems, void* use
 
 std::size_t on_read(char* buf, std::size_t size, std::size_t nitems, void* userdata) {
     auto* t = static_cast<Transfer*>(userdata);
-    auto got = t->req->upload(buf, size * nitems);
+    std::optional<std::size_t> got;
+    try {
+        got = t->req->upload(buf, size * nitems);
+    } catch (const std::exception& e) {
+        t->callback_error = e.what();
+    }
     if (!got) {
         t->upload_failed = true;
         return CURL_READFUNC_ABORT;
@@ -91,7 +108,8 @@ struct Transport::Pool {
     std::mutex mu;
     std::vector<CURL*> idle;
     ~Pool() {
-        for (CURL* c : idle) curl_easy_cleanup(c);
+        for (CURL* c : idle)
+            curl_easy_cleanup(c);
     }
     CURL* acquire() {
         std::lock_guard<std::mutex> lock(mu);
@@ -162,7 +180,8 @@ util::Result<Response> Transport::perform(const Request& req, const BodySink* si
     } else if (req.method != "GET" && req.method != "HEAD") {
         // The engine wants both headers even for empty bodies (DESIGN.md, pitfalls).
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body.data());
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(req.body.size()));
         headers = curl_slist_append(headers, ("Content-Type: " + req.content_type).c_str());
     }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
@@ -176,17 +195,20 @@ util::Result<Response> Transport::perform(const Request& req, const BodySink* si
     if (rc != CURLE_OK) {
         if (t.cancelled) return make_error(ErrorKind::cancelled, "interrupted");
         if (t.deadline_hit) return make_error(ErrorKind::timeout, "deadline passed");
+        if (!t.callback_error.empty())
+            return make_error(ErrorKind::protocol, "engine request " + req.method + " " +
+                                                       req.target + ": " + t.callback_error);
         if (t.sink_stopped) return Response{status, {}};
         if (t.upload_failed)
-            return make_error(ErrorKind::io, "the upload stream failed while sending to the engine");
+            return make_error(ErrorKind::io,
+                              "the upload stream failed while sending to the engine");
         std::string what = curl_easy_strerror(rc);
         if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
             rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SSL_CONNECT_ERROR ||
             rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||
             rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR)
-            return make_error(ErrorKind::unreachable,
-                              "cannot reach the Docker engine at " + m_endpoint.display() + ": " +
-                                  what);
+            return make_error(ErrorKind::unreachable, "cannot reach the Docker engine at " +
+                                                          m_endpoint.display() + ": " + what);
         return make_error(ErrorKind::protocol,
                           "engine request " + req.method + " " + req.target + " failed: " + what);
     }

@@ -21,18 +21,18 @@ using UploadReader = std::function<std::optional<std::size_t>(char* buf, std::si
 // Receives a body piece of a successful (2xx) response; false aborts the transfer.
 using BodySink = std::function<bool(std::string_view)>;
 
-enum class Streaming { no, yes };        // yes: no transfer timeout (logs, wait, archive, pull)
-enum class Interruptible { yes, no };    // no: teardown requests run even after Ctrl-C
+enum class Streaming { no, yes };     // yes: no transfer timeout (logs, wait, archive, pull)
+enum class Interruptible { yes, no }; // no: teardown requests run even after Ctrl-C
 
 struct Request {
     std::string method = "GET";
-    std::string target;                 // path and query, including the /vX.Y prefix
-    std::string body;                   // sent as JSON unless upload is set
+    std::string target; // path and query, including the /vX.Y prefix
+    std::string body;   // sent as JSON unless upload is set
     std::string content_type = "application/json";
-    UploadReader upload;                // streamed body (e.g. a tar), chunked
+    UploadReader upload; // streamed body (e.g. a tar), chunked
     Streaming streaming = Streaming::no;
     Interruptible interruptible = Interruptible::yes;
-    std::chrono::milliseconds timeout{60000}; // total, when streaming == no
+    std::chrono::milliseconds timeout{60000};        // total, when streaming == no
     std::optional<util::Clock::time_point> deadline; // aborts with ErrorKind::timeout
     const util::CancelToken* cancel = nullptr;
     std::function<void(long status)> on_headers; // called once the response headers are in

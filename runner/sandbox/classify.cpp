@@ -4,21 +4,32 @@ namespace airlock::sandbox {
 
 const char* to_string(Outcome o) {
     switch (o) {
-    case Outcome::success: return "success";
-    case Outcome::failed: return "failed";
-    case Outcome::signalled: return "signalled";
-    case Outcome::timeout: return "timeout";
-    case Outcome::oom: return "oom";
-    case Outcome::command_not_found: return "command_not_found";
-    case Outcome::not_executable: return "not_executable";
-    case Outcome::interrupted: return "interrupted";
-    case Outcome::engine_error: return "engine_error";
+    case Outcome::success:
+        return "success";
+    case Outcome::failed:
+        return "failed";
+    case Outcome::signalled:
+        return "signalled";
+    case Outcome::timeout:
+        return "timeout";
+    case Outcome::oom:
+        return "oom";
+    case Outcome::command_not_found:
+        return "command_not_found";
+    case Outcome::not_executable:
+        return "not_executable";
+    case Outcome::interrupted:
+        return "interrupted";
+    case Outcome::engine_error:
+        return "engine_error";
     }
     return "?";
 }
 
 namespace {
-bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
+bool contains(const std::string& s, const char* what) {
+    return s.find(what) != std::string::npos;
+}
 } // namespace
 
 Classification classify(const ExitFacts& f) {
@@ -26,10 +37,13 @@ Classification classify(const ExitFacts& f) {
         return {Outcome::interrupted, exit_code::interrupted, "stopped by airlock on a signal"};
     if (!f.started) {
         const std::string& e = f.start_error;
-        if (contains(e, "executable file not found") || contains(e, "no such file or directory"))
+        // Only the exec of the command itself counts; a failed mount also says "no such file".
+        const bool exec = contains(e, "exec: \"") || contains(e, "exec failed");
+        if (contains(e, "executable file not found") ||
+            (exec && contains(e, "no such file or directory")))
             return {Outcome::command_not_found, exit_code::not_found,
                     "the command is not in the image"};
-        if (contains(e, "permission denied"))
+        if (exec && contains(e, "permission denied"))
             return {Outcome::not_executable, exit_code::refused,
                     "the command cannot be executed (permission denied)"};
         return {Outcome::engine_error, exit_code::engine, "the container did not start"};

@@ -44,8 +44,7 @@ struct Pipe {
 Result<Manifest> copy_in(docker::Client& client, const std::string& container_id,
                          const WorkspaceScan& scan, TarOwner owner) {
     Pipe pipe;
-    if (!pipe.ok())
-        return make_error(ErrorKind::io, std::string("pipe: ") + std::strerror(errno));
+    if (!pipe.ok()) return make_error(ErrorKind::io, std::string("pipe: ") + std::strerror(errno));
     std::optional<Result<Manifest>> produced;
     std::thread producer([&] {
         produced.emplace(write_workspace_tar(scan, pipe.wr, owner));
@@ -70,8 +69,7 @@ Result<ChangeSet> copy_out(docker::Client& client, const std::string& container_
                            const Manifest& before, const std::filesystem::path& files_dir,
                            CopyOutLimits limits) {
     Pipe pipe;
-    if (!pipe.ok())
-        return make_error(ErrorKind::io, std::string("pipe: ") + std::strerror(errno));
+    if (!pipe.ok()) return make_error(ErrorKind::io, std::string("pipe: ") + std::strerror(errno));
     std::optional<Result<ChangeSet>> consumed;
     std::thread consumer([&] {
         consumed.emplace(read_workspace_tar(pipe.rd, before, files_dir, "workspace/",

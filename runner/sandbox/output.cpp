@@ -21,7 +21,9 @@ bool write_all(int fd, std::string_view data) {
     return true;
 }
 
-OutputSink::~OutputSink() { close(); }
+OutputSink::~OutputSink() {
+    close();
+}
 
 util::Result<void> OutputSink::open(const std::filesystem::path& logs_dir) {
     auto open_one = [](const std::filesystem::path& p, int& fd) -> util::Result<void> {

@@ -45,10 +45,14 @@ namespace {
 
 int exit_code_for(const Error& e) {
     switch (e.kind) {
-    case ErrorKind::invalid_input: return exit_code::usage;
-    case ErrorKind::refused: return exit_code::refused;
-    case ErrorKind::cancelled: return exit_code::interrupted;
-    default: return exit_code::engine;
+    case ErrorKind::invalid_input:
+        return exit_code::usage;
+    case ErrorKind::refused:
+        return exit_code::refused;
+    case ErrorKind::cancelled:
+        return exit_code::interrupted;
+    default:
+        return exit_code::engine;
     }
 }
 
@@ -59,9 +63,9 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 // Peaks sampled from the engine's stats stream while the task runs.
 struct Peaks {
     std::mutex mu;
-    std::uint64_t memory = 0;   // bytes, cgroup max_usage (v1) or highest usage seen
-    std::uint64_t pids = 0;     // highest pids_stats.current seen
-    std::uint64_t cpu_ns = 0;   // cpu_stats.cpu_usage.total_usage, last seen
+    std::uint64_t memory = 0; // bytes, cgroup max_usage (v1) or highest usage seen
+    std::uint64_t pids = 0;   // highest pids_stats.current seen
+    std::uint64_t cpu_ns = 0; // cpu_stats.cpu_usage.total_usage, last seen
     std::uint64_t samples = 0;
 };
 
@@ -130,8 +134,7 @@ Result<void> Pipeline::resolve() {
         return make_error(ErrorKind::invalid_input,
                           "workspace: " + m_opts.workspace.string() +
                               ": does not exist or is not a directory (pass --workspace DIR)");
-    m_out = m_opts.out ? fs::absolute(*m_opts.out)
-                       : m_ctx.cwd / ".airlock" / "runs" / m_run_id;
+    m_out = m_opts.out ? fs::absolute(*m_opts.out) : m_ctx.cwd / ".airlock" / "runs" / m_run_id;
     m_out = m_out.lexically_normal();
     if (fs::exists(m_out, ec) && !fs::is_empty(m_out, ec))
         return make_error(ErrorKind::invalid_input,
@@ -159,9 +162,10 @@ Result<void> Pipeline::preflight() {
     auto v = m_client.negotiate();
     if (!v) {
         if (v.error().kind == ErrorKind::unreachable)
-            return make_error(ErrorKind::unreachable,
-                              v.error().message +
-                                  " (start the engine, e.g. `ci/setup.sh engine`, or set DOCKER_HOST)");
+            return make_error(
+                ErrorKind::unreachable,
+                v.error().message +
+                    " (start the engine, e.g. `ci/setup.sh engine`, or set DOCKER_HOST)");
         return v.error();
     }
     m_report["engine"] = {{"endpoint", m_client.endpoint().display()},
@@ -187,7 +191,15 @@ Result<void> Pipeline::preflight() {
                               "--image, or allow pulling with --pull missing)");
     if (!img && img.error().kind == ErrorKind::not_found) {
         say("image " + m_opts.image + " is not on the engine; pulling it");
-        auto pulled = m_client.image_pull(m_opts.image, nullptr);
+        // Progress on a terminal only; CI logs get the one line above.
+        const bool tty = ::isatty(2) != 0;
+        auto pulled = m_client.image_pull(m_opts.image, [tty](const json& p) {
+            if (!tty || !p.is_object()) return;
+            std::string line =
+                p.value("id", "") + " " + p.value("status", "") + " " + p.value("progress", "");
+            std::fprintf(stderr, "\r\033[K%s", line.substr(0, 120).c_str());
+        });
+        if (tty) std::fprintf(stderr, "\r\033[K");
         if (!pulled)
             return make_error(ErrorKind::not_found,
                               "image " + m_opts.image +
@@ -199,9 +211,8 @@ Result<void> Pipeline::preflight() {
     if (!img) return img.error();
     m_image_id = img->value("Id", "");
     json digests = img->contains("RepoDigests") ? (*img)["RepoDigests"] : json::array();
-    m_report["image"] = {{"reference", m_opts.image},
-                         {"id", m_image_id},
-                         {"repo_digests", digests}};
+    m_report["image"] = {
+        {"reference", m_opts.image}, {"id", m_image_id}, {"repo_digests", digests}};
     return {};
 }
 
@@ -223,7 +234,8 @@ Result<void> Pipeline::create() {
     m_container_id = c->id;
     m_resources.add_container(c->id);
     m_report["container"] = {{"id", c->id}, {"warnings", c->warnings}};
-    for (const auto& w : c->warnings) say("engine warning: " + w);
+    for (const auto& w : c->warnings)
+        say("engine warning: " + w);
     return {};
 }
 
@@ -237,9 +249,9 @@ Result<void> Pipeline::verify() {
     m_report["enforcement"] = {{"verified", mismatches.empty()}, {"mismatches", list}};
     if (!mismatches.empty()) {
         const auto& m = mismatches.front();
-        return make_error(ErrorKind::refused,
-                          "the engine did not apply " + m.field + " (wanted " + m.expected +
-                              ", got " + m.actual + "); refusing to start the task");
+        return make_error(ErrorKind::refused, "the engine did not apply " + m.field + " (wanted " +
+                                                  m.expected + ", got " + m.actual +
+                                                  "); refusing to start the task");
     }
     return {};
 }
@@ -315,21 +327,25 @@ Result<void> Pipeline::start_and_wait() {
     std::thread stats([&] {
         {
             std::unique_lock<std::mutex> lock(stats_mu);
-            if (stats_cv.wait_for(lock, std::chrono::seconds(1), [&] { return finished; }))
-                return;
+            if (stats_cv.wait_for(lock, std::chrono::seconds(1), [&] { return finished; })) return;
         }
         (void)m_client.container_stats_stream(m_container_id, [&](const json& s) {
             if (stats_stop.cancelled()) return false;
             std::lock_guard<std::mutex> lock(m_peaks.mu);
-            const json& mem = s.value("memory_stats", json::object());
-            std::uint64_t peak = std::max(mem.value("max_usage", std::uint64_t{0}),
-                                          mem.value("usage", std::uint64_t{0}));
+            // Engines leave fields out or null (Podman, a stopping container): read defensively.
+            auto num = [&](std::initializer_list<const char*> path) -> std::uint64_t {
+                const json* j = &s;
+                for (const char* k : path) {
+                    if (!j->is_object() || !j->contains(k)) return 0;
+                    j = &(*j)[k];
+                }
+                return j->is_number_unsigned() ? j->get<std::uint64_t>() : 0;
+            };
+            std::uint64_t peak =
+                std::max(num({"memory_stats", "max_usage"}), num({"memory_stats", "usage"}));
             m_peaks.memory = std::max(m_peaks.memory, peak);
-            m_peaks.pids = std::max(m_peaks.pids, s.value("pids_stats", json::object())
-                                                      .value("current", std::uint64_t{0}));
-            auto cpu = s.value("cpu_stats", json::object())
-                           .value("cpu_usage", json::object())
-                           .value("total_usage", std::uint64_t{0});
+            m_peaks.pids = std::max(m_peaks.pids, num({"pids_stats", "current"}));
+            auto cpu = num({"cpu_stats", "cpu_usage", "total_usage"});
             if (cpu) m_peaks.cpu_ns = cpu;
             ++m_peaks.samples;
             return true;
@@ -346,7 +362,8 @@ Result<void> Pipeline::start_and_wait() {
         if (!waited && waited.error().kind == ErrorKind::timeout) {
             say("still running after " + util::format_duration(m_opts.grace) + "; sending SIGKILL");
             (void)m_client.container_kill(m_container_id, "SIGKILL");
-            waited = m_client.container_wait(m_container_id, Clock::now() + std::chrono::minutes(1));
+            waited =
+                m_client.container_wait(m_container_id, Clock::now() + std::chrono::minutes(1));
         }
     }
     auto t_end = Clock::now();
@@ -405,20 +422,19 @@ Result<void> Pipeline::collect() {
     std::error_code ec;
     fs::create_directories(m_out / "changes", ec);
     if (auto r = audit::write_json_file(m_out / "changes" / "manifest.json", cj); !r) return r;
-    m_report["changes"] = {{"added", changes.added.size()},
-                           {"modified", changes.modified.size()},
-                           {"deleted", changes.deleted.size()},
-                           {"bytes", changes.bytes_added_or_modified},
-                           {"skipped", changes.skipped},
-                           {"files", cj},
-                           {"manifest", "changes/manifest.json"}};
+    m_report["changes"] = {
+        {"added", changes.added.size()},      {"modified", changes.modified.size()},
+        {"deleted", changes.deleted.size()},  {"bytes", changes.bytes_added_or_modified},
+        {"skipped", changes.skipped},         {"files", cj},
+        {"manifest", "changes/manifest.json"}};
     return {};
 }
 
 void Pipeline::teardown() {
     auto errors = m_resources.teardown();
     m_report["teardown"] = {{"removed", m_resources.removed()}, {"errors", errors}};
-    for (const auto& e : errors) say("teardown: could not remove " + e + " (run `airlock clean`)");
+    for (const auto& e : errors)
+        say("teardown: could not remove " + e + " (run `airlock clean`)");
 }
 
 void Pipeline::write_report() {
@@ -429,7 +445,8 @@ void Pipeline::write_report() {
     m_report["run_id"] = m_run_id;
     m_report["command"] = m_opts.command;
     json env_names = json::array();
-    for (const auto& e : m_opts.env) env_names.push_back(e.first); // names only, never values
+    for (const auto& e : m_opts.env)
+        env_names.push_back(e.first); // names only, never values
     m_report["workspace"] = {{"path", m_workspace.string()},
                              {"mode", config::to_string(m_opts.workspace_mode)}};
     m_report["limits"] = {{"memory_bytes", m_opts.memory},
@@ -505,8 +522,9 @@ RunOutcome Pipeline::run() {
         result = {{"outcome", failure->kind == ErrorKind::refused ? "refused" : "error"},
                   {"error_kind", util::to_string(failure->kind)},
                   {"message", failure->message}};
-        if (m_class) result["task"] = {{"outcome", to_string(m_class->outcome)},
-                                       {"status_code", m_facts.status_code}};
+        if (m_class)
+            result["task"] = {{"outcome", to_string(m_class->outcome)},
+                              {"status_code", m_facts.status_code}};
     } else {
         out.exit_code = m_class->exit_code;
         out.message = std::string(to_string(m_class->outcome)) + ": " + m_class->description;

@@ -46,9 +46,8 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
         {"UsernsMode", ""},
         {"Tmpfs",
          {{"/tmp", "rw,nosuid,nodev,exec,size=" + std::to_string(o.tmpfs_size) + ",mode=1777"}}},
-        {"Ulimits",
-         json::array({{{"Name", "nofile"}, {"Soft", o.nofile}, {"Hard", o.nofile}},
-                      {{"Name", "nproc"}, {"Soft", o.nproc}, {"Hard", o.nproc}}})},
+        {"Ulimits", json::array({{{"Name", "nofile"}, {"Soft", o.nofile}, {"Hard", o.nofile}},
+                                 {{"Name", "nproc"}, {"Soft", o.nproc}, {"Hard", o.nproc}}})},
         {"Mounts", mounts},
         {"AutoRemove", false}, // we need the exit state and the workspace afterwards
         {"RestartPolicy", {{"Name", "no"}}},
@@ -95,9 +94,12 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
     check("HostConfig.PidsLimit", get(hc, "PidsLimit"), o.pids);
     check("HostConfig.NetworkMode", get(hc, "NetworkMode"), "none");
     check("HostConfig.Runtime", get(hc, "Runtime"), o.runtime);
+    json cap_add = get(hc, "CapAdd");
+    if (!cap_add.is_null() && !(cap_add.is_array() && cap_add.empty()))
+        out.push_back({"HostConfig.CapAdd", "[]", cap_add.dump()});
     json ulimits = get(hc, "Ulimits");
-    for (const auto& [name, value] : {std::pair<const char*, std::int64_t>{"nofile", o.nofile},
-                                      {"nproc", o.nproc}}) {
+    for (const auto& [name, value] :
+         {std::pair<const char*, std::int64_t>{"nofile", o.nofile}, {"nproc", o.nproc}}) {
         bool found = false;
         if (ulimits.is_array())
             for (const auto& u : ulimits)
@@ -105,19 +107,22 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
                     u.value("Hard", std::int64_t{-1}) == value)
                     found = true;
         if (!found)
-            out.push_back({std::string("HostConfig.Ulimits.") + name, std::to_string(value),
-                           ulimits.dump()});
+            out.push_back(
+                {std::string("HostConfig.Ulimits.") + name, std::to_string(value), ulimits.dump()});
     }
     json tmpfs = get(hc, "Tmpfs");
     if (!tmpfs.is_object() || !tmpfs.contains("/tmp") ||
         tmpfs["/tmp"].get<std::string>().find("size=" + std::to_string(o.tmpfs_size)) ==
             std::string::npos)
-        out.push_back({"HostConfig.Tmpfs./tmp", "size=" + std::to_string(o.tmpfs_size), tmpfs.dump()});
+        out.push_back(
+            {"HostConfig.Tmpfs./tmp", "size=" + std::to_string(o.tmpfs_size), tmpfs.dump()});
     bool nnp = false;
     if (hc.contains("SecurityOpt") && hc["SecurityOpt"].is_array())
         for (const auto& s : hc["SecurityOpt"])
             if (s == "no-new-privileges:true" || s == "no-new-privileges") nnp = true;
-    if (!nnp) out.push_back({"HostConfig.SecurityOpt", "no-new-privileges:true", get(hc, "SecurityOpt").dump()});
+    if (!nnp)
+        out.push_back(
+            {"HostConfig.SecurityOpt", "no-new-privileges:true", get(hc, "SecurityOpt").dump()});
     for (const char* ns : {"PidMode", "IpcMode", "UTSMode", "UsernsMode"}) {
         auto v = get(hc, ns);
         if (v.is_string() && v.get<std::string>().rfind("host", 0) == 0)
@@ -126,8 +131,16 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
     if (inspect.contains("Mounts") && inspect["Mounts"].is_array()) {
         for (const auto& m : inspect["Mounts"]) {
             std::string dest = m.value("Destination", "");
-            if (dest != "/workspace")
-                out.push_back({"Mounts", "only /workspace", dest + " from " + m.value("Source", "")});
+            if (dest != "/workspace") {
+                out.push_back(
+                    {"Mounts", "only /workspace", dest + " from " + m.value("Source", "")});
+                continue;
+            }
+            const bool want_rw = o.workspace_mode != config::WorkspaceMode::bind_ro;
+            const bool rw = m.contains("RW") && m["RW"].is_boolean() ? m["RW"].get<bool>() : true;
+            if (rw != want_rw)
+                out.push_back(
+                    {"Mounts./workspace.RW", want_rw ? "true" : "false", rw ? "true" : "false"});
         }
     }
     return out;

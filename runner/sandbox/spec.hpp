@@ -15,9 +15,9 @@ inline constexpr const char* k_workspace_path = "/workspace";
 
 struct ContainerPlan {
     std::string run_id;
-    std::string image_id;             // sha256:... so the run uses exactly what was resolved
-    std::string workspace_volume;     // volume mode
-    std::string workspace_host_path;  // bind modes: absolute path
+    std::string image_id;            // sha256:... so the run uses exactly what was resolved
+    std::string workspace_volume;    // volume mode
+    std::string workspace_host_path; // bind modes: absolute path
 };
 
 // The POST /containers/create body with the hardening of DESIGN.md applied.

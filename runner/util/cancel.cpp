@@ -25,9 +25,15 @@ void install_interrupt_handlers() {
     std::signal(SIGPIPE, SIG_IGN);
 }
 
-bool interrupted() { return g_signal != 0; }
-int interrupt_signal() { return g_signal; }
-int interrupt_count() { return g_count; }
+bool interrupted() {
+    return g_signal != 0;
+}
+int interrupt_signal() {
+    return g_signal;
+}
+int interrupt_count() {
+    return g_count;
+}
 void reset_interrupts() {
     g_signal = 0;
     g_count = 0;

@@ -10,7 +10,8 @@ namespace {
 
 std::string lower(std::string_view s) {
     std::string out;
-    for (char c : s) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    for (char c : s)
+        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     return out;
 }
 
@@ -40,8 +41,8 @@ std::size_t parse_number(std::string_view s, double& out) {
 }
 
 Error bad(std::string_view field, std::string_view text, const char* hint) {
-    return make_error(ErrorKind::invalid_input, std::string(field) + ": \"" + std::string(text) +
-                                                    "\" " + hint);
+    return make_error(ErrorKind::invalid_input,
+                      std::string(field) + ": \"" + std::string(text) + "\" " + hint);
 }
 
 } // namespace
@@ -83,7 +84,8 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text, std::str
         if (n == 0) return bad(field, text, hint);
         rest.remove_prefix(n);
         std::size_t u = 0;
-        while (u < rest.size() && std::isalpha(static_cast<unsigned char>(rest[u]))) ++u;
+        while (u < rest.size() && std::isalpha(static_cast<unsigned char>(rest[u])))
+            ++u;
         std::string unit = lower(rest.substr(0, u));
         rest.remove_prefix(u);
         if (unit.empty()) {

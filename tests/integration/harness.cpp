@@ -5,8 +5,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <fcntl.h>
-#include <grp.h>
 #include <fstream>
+#include <grp.h>
 #include <sstream>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -61,14 +61,17 @@ Proc run_airlock(const std::vector<std::string>& args, const ProcOptions& opts) 
         ::dup2(o, 1);
         ::dup2(e, 2);
         if (opts.run_as_uid != 0 &&
-            (::setgroups(0, nullptr) != 0 || ::setgid(opts.run_as_uid) != 0 || ::setuid(opts.run_as_uid) != 0))
+            (::setgroups(0, nullptr) != 0 || ::setgid(opts.run_as_uid) != 0 ||
+             ::setuid(opts.run_as_uid) != 0))
             _exit(126);
-        for (const auto& kv : opts.env) ::putenv(const_cast<char*>(kv.c_str()));
+        for (const auto& kv : opts.env)
+            ::putenv(const_cast<char*>(kv.c_str()));
         std::vector<char*> argv;
         std::string bin = AIRLOCK_BINARY;
         argv.push_back(bin.data());
         std::vector<std::string> copy = args;
-        for (auto& a : copy) argv.push_back(a.data());
+        for (auto& a : copy)
+            argv.push_back(a.data());
         argv.push_back(nullptr);
         ::execv(bin.c_str(), argv.data());
         _exit(127);
@@ -112,11 +115,14 @@ std::vector<std::string> airlock_leftovers() {
     std::vector<std::string> out;
     auto& c = client();
     if (auto cs = c.containers_by_label("io.airlock.run", ""); cs)
-        for (const auto& x : *cs) out.push_back("container " + x.value("Id", ""));
+        for (const auto& x : *cs)
+            out.push_back("container " + x.value("Id", ""));
     if (auto vs = c.volumes_by_label("io.airlock.run", ""); vs)
-        for (const auto& x : *vs) out.push_back("volume " + x.value("Name", ""));
+        for (const auto& x : *vs)
+            out.push_back("volume " + x.value("Name", ""));
     if (auto ns = c.networks_by_label("io.airlock.run", ""); ns)
-        for (const auto& x : *ns) out.push_back("network " + x.value("Name", ""));
+        for (const auto& x : *ns)
+            out.push_back("network " + x.value("Name", ""));
     return out;
 }
 

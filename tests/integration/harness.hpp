@@ -11,9 +11,9 @@
 namespace airlock::test {
 
 struct Proc {
-    int exit_code = -1;       // or 128 + signal
-    std::string out, err;     // captured unless discarded
-    long max_rss_kb = 0;      // peak resident set of the child
+    int exit_code = -1;   // or 128 + signal
+    std::string out, err; // captured unless discarded
+    long max_rss_kb = 0;  // peak resident set of the child
     double seconds = 0;
 };
 

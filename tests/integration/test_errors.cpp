@@ -54,7 +54,8 @@ TEST_CASE("an unreachable engine is exit 125 with the fix", "[integration][error
 TEST_CASE("bad flag values exit 2 before anything starts", "[integration][errors]") {
     REQUIRE_ENGINE();
     TempDir ws;
-    auto p = run_airlock({"run", "--memory", "12zz", "--workspace", ws.path().string(), "--", "true"});
+    auto p =
+        run_airlock({"run", "--memory", "12zz", "--workspace", ws.path().string(), "--", "true"});
     CHECK(p.exit_code == 2);
     CHECK(p.err == "airlock: --memory: \"12zz\" is not a size (use a number with an optional unit: "
                    "512m, 2g, 1GiB)\n");

@@ -15,8 +15,8 @@ namespace {
 
 std::vector<std::string> args_for(const fs::path& ws, const fs::path& out,
                                   std::vector<std::string> extra, std::vector<std::string> cmd) {
-    std::vector<std::string> a = {"run", "--quiet", "--pull", "never", "--workspace", ws.string(),
-                                  "--out", out.string()};
+    std::vector<std::string> a = {"run",         "--quiet",   "--pull", "never",
+                                  "--workspace", ws.string(), "--out",  out.string()};
     a.insert(a.end(), extra.begin(), extra.end());
     a.push_back("--");
     a.insert(a.end(), cmd.begin(), cmd.end());
@@ -35,7 +35,8 @@ TEST_CASE("stdout and stderr stay apart, live and in the logs", "[integration][r
     REQUIRE_ENGINE();
     TempDir ws, out;
     ProcOptions po;
-    auto args = args_for(ws.path(), out.path() / "run", {}, {"sh", "-c", "echo to-out; echo to-err >&2"});
+    auto args =
+        args_for(ws.path(), out.path() / "run", {}, {"sh", "-c", "echo to-out; echo to-err >&2"});
     args.erase(args.begin() + 1); // not --quiet: the terminal gets the output too
     auto p = run_airlock(args, po);
     INFO(p.err);
@@ -83,8 +84,9 @@ TEST_CASE("a fork bomb is held by the pids limit", "[integration][limits]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
     // 100 background sleepers under a limit of 32 processes: the shell cannot fork them all.
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {"--pids", "32", "--timeout", "60s"},
-                                  {"sh", "-c", "for i in $(seq 1 100); do sleep 30 & done; echo spawned-all"}));
+    auto p = run_airlock(
+        args_for(ws.path(), out.path() / "run", {"--pids", "32", "--timeout", "60s"},
+                 {"sh", "-c", "for i in $(seq 1 100); do sleep 30 & done; echo spawned-all"}));
     INFO(p.err);
     CHECK(p.exit_code != 0);
     CHECK(p.exit_code != 124);
@@ -95,11 +97,14 @@ TEST_CASE("a fork bomb is held by the pids limit", "[integration][limits]") {
     require_nothing_left();
 }
 
-TEST_CASE("the same task under the default pids limit does fork them all", "[integration][limits]") {
+TEST_CASE("the same task under the default pids limit does fork them all",
+          "[integration][limits]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
-                                  {"sh", "-c", "for i in $(seq 1 100); do sleep 30 & done; echo spawned-all; kill $(jobs -p)"}));
+    auto p = run_airlock(
+        args_for(ws.path(), out.path() / "run", {},
+                 {"sh", "-c",
+                  "for i in $(seq 1 100); do sleep 30 & done; echo spawned-all; kill $(jobs -p)"}));
     INFO(p.err);
     CHECK(read_file(out.path() / "run/logs/stdout.log") == "spawned-all\n");
     require_nothing_left();
@@ -108,8 +113,8 @@ TEST_CASE("the same task under the default pids limit does fork them all", "[int
 TEST_CASE("a task past --timeout is stopped and exits 124", "[integration][limits]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {"--timeout", "2s", "--grace", "1s"},
-                                  {"sleep", "60"}));
+    auto p = run_airlock(args_for(ws.path(), out.path() / "run",
+                                  {"--timeout", "2s", "--grace", "1s"}, {"sleep", "60"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 124);
     CHECK(p.seconds < 20);
@@ -123,9 +128,10 @@ TEST_CASE("the root filesystem is read-only and the user is not root", "[integra
     REQUIRE_ENGINE();
     TempDir ws, out;
     auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
-                                  {"sh", "-c", "id -u; touch /etc/airlock-probe || echo ro; "
-                                               "touch /tmp/ok && echo tmp-writable; "
-                                               "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"}));
+                                  {"sh", "-c",
+                                   "id -u; touch /etc/airlock-probe || echo ro; "
+                                   "touch /tmp/ok && echo tmp-writable; "
+                                   "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 0);
     auto log = read_file(out.path() / "run/logs/stdout.log");
@@ -142,15 +148,17 @@ TEST_CASE("the root filesystem is read-only and the user is not root", "[integra
 TEST_CASE("the container has no network interface but lo", "[integration][hardening]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
-                                  {"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"}));
+    auto p =
+        run_airlock(args_for(ws.path(), out.path() / "run", {},
+                             {"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 0);
     CHECK(read_file(out.path() / "run/logs/stdout.log") == "lo\n");
     require_nothing_left();
 }
 
-TEST_CASE("volume mode: changes come back out, the checkout is untouched", "[integration][workspace]") {
+TEST_CASE("volume mode: changes come back out, the checkout is untouched",
+          "[integration][workspace]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
     write_file(ws.path() / "keep.txt", "same\n");
@@ -160,14 +168,16 @@ TEST_CASE("volume mode: changes come back out, the checkout is untouched", "[int
     auto snapshot = [&] {
         std::map<std::string, std::string> m;
         for (auto& e : fs::recursive_directory_iterator(ws.path()))
-            m[e.path().string()] = e.is_regular_file() ? airlock::util::sha256_hex(read_file(e.path())) : "dir";
+            m[e.path().string()] =
+                e.is_regular_file() ? airlock::util::sha256_hex(read_file(e.path())) : "dir";
         return m;
     };
     auto before = snapshot();
     auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
-                                  {"sh", "-c", "echo after > edit.txt; rm gone.txt; "
-                                               "mkdir -p new/dir && echo fresh > new/dir/added.txt; "
-                                               "cat keep.txt src/deep/file.c >/dev/null"}));
+                                  {"sh", "-c",
+                                   "echo after > edit.txt; rm gone.txt; "
+                                   "mkdir -p new/dir && echo fresh > new/dir/added.txt; "
+                                   "cat keep.txt src/deep/file.c >/dev/null"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 0);
     CHECK(snapshot() == before);
@@ -178,7 +188,8 @@ TEST_CASE("volume mode: changes come back out, the checkout is untouched", "[int
     auto man = nlohmann::json::parse(read_file(run / "changes/manifest.json"));
     auto paths = [&](const char* kind) {
         std::vector<std::string> v;
-        for (auto& e : man[kind]) v.push_back(e["path"]);
+        for (auto& e : man[kind])
+            v.push_back(e["path"]);
         return v;
     };
     CHECK(paths("modified") == std::vector<std::string>{"edit.txt"});
@@ -228,9 +239,11 @@ TEST_CASE("1 GiB of output passes with bounded memory", "[integration][output]")
     TempDir ws, out;
     ProcOptions po;
     po.discard_stdout = true;
-    auto args = args_for(ws.path(), out.path() / "run", {"--output-cap", "2g", "--timeout", "10m"},
-                         {"sh", "-c", "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
-                                      " | head -c 1073741824"});
+    auto args =
+        args_for(ws.path(), out.path() / "run", {"--output-cap", "2g", "--timeout", "10m"},
+                 {"sh", "-c",
+                  "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
+                  " | head -c 1073741824"});
     args.erase(args.begin() + 1); // echo to the (discarded) terminal as a user would see it
     auto p = run_airlock(args, po);
     INFO(p.err);
