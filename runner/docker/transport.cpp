@@ -145,6 +145,8 @@ util::Result<Response> Transport::perform(const Request& req, const BodySink* si
 
     std::string url = m_endpoint.base_url() + req.target;
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    char errbuf[CURL_ERROR_SIZE] = {};
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     if (m_endpoint.kind == Endpoint::Kind::unix_socket) {
@@ -190,6 +192,7 @@ util::Result<Response> Transport::perform(const Request& req, const BodySink* si
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
     m_pool->release(curl);
 
     if (rc != CURLE_OK) {
@@ -202,7 +205,8 @@ util::Result<Response> Transport::perform(const Request& req, const BodySink* si
         if (t.upload_failed)
             return make_error(ErrorKind::io,
                               "the upload stream failed while sending to the engine");
-        std::string what = curl_easy_strerror(rc);
+        // libcurl's own detail names the certificate or file problem; fall back to its summary.
+        std::string what = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
         if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
             rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SSL_CONNECT_ERROR ||
             rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM ||

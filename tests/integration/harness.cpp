@@ -111,6 +111,39 @@ bool engine_available() {
     return false;
 }
 
+std::string run_id_of(const std::string& err) {
+    static const std::string marker = "airlock: run ";
+    auto pos = err.find(marker);
+    if (pos == std::string::npos) return {};
+    pos += marker.size();
+    auto end = err.find(':', pos);
+    return end == std::string::npos ? std::string() : err.substr(pos, end - pos);
+}
+
+void require_nothing_left(const Proc& p) {
+    std::string run_id = run_id_of(p.err);
+    INFO("run id: " << (run_id.empty() ? std::string("(none printed)") : run_id));
+    auto& c = client();
+    if (!run_id.empty()) {
+        auto cs = c.containers_by_label("io.airlock.run", run_id);
+        auto vs = c.volumes_by_label("io.airlock.run", run_id);
+        auto ns = c.networks_by_label("io.airlock.run", run_id);
+        REQUIRE(cs);
+        REQUIRE(vs);
+        REQUIRE(ns);
+        CHECK(cs->empty());
+        CHECK(vs->empty());
+        CHECK(ns->empty());
+    }
+    auto left = airlock_leftovers();
+    for (int i = 0; i < 60 && !left.empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        left = airlock_leftovers();
+    }
+    INFO("left on the engine: " << (left.empty() ? std::string("nothing") : left.front()));
+    REQUIRE(left.empty());
+}
+
 std::vector<std::string> airlock_leftovers() {
     std::vector<std::string> out;
     auto& c = client();

@@ -36,6 +36,12 @@ docker::Client& client();
 // Names of containers, volumes and networks labelled io.airlock.run (any run).
 std::vector<std::string> airlock_leftovers();
 
+// The run id airlock printed ("airlock: run <id>: ..."), or "" when it printed none.
+std::string run_id_of(const std::string& err);
+// Nothing labelled with p's run id is left (checked at once), then nothing labelled
+// io.airlock.run at all (other runs sharing the engine get a few seconds to finish).
+void require_nothing_left(const Proc& p);
+
 class TempDir {
 public:
     TempDir();

@@ -8,14 +8,6 @@
 using namespace airlock::test;
 namespace fs = std::filesystem;
 
-namespace {
-void require_nothing_left() {
-    auto left = airlock_leftovers();
-    INFO("left on the engine: " << (left.empty() ? std::string("nothing") : left.front()));
-    REQUIRE(left.empty());
-}
-} // namespace
-
 TEST_CASE("a missing image is a clear error with exit 125", "[integration][errors]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
@@ -24,7 +16,7 @@ TEST_CASE("a missing image is a clear error with exit 125", "[integration][error
                           "--", "true"});
     CHECK(p.exit_code == 125);
     CHECK(p.err.find("image airlock-test/missing:none: not on the engine") != std::string::npos);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("a command not in the image exits 127", "[integration][errors]") {
@@ -35,7 +27,7 @@ TEST_CASE("a command not in the image exits 127", "[integration][errors]") {
     INFO(p.err);
     CHECK(p.exit_code == 127);
     CHECK(p.err.find("command_not_found") != std::string::npos);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("an unreachable engine is exit 125 with the fix", "[integration][errors]") {
@@ -66,7 +58,7 @@ TEST_CASE("bad flag values exit 2 before anything starts", "[integration][errors
     p = run_airlock({"run", "--workspace", ws.path().string()});
     CHECK(p.exit_code == 2);
     CHECK(p.err.find("no command given") != std::string::npos);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("a workspace that does not exist exits 2", "[integration][errors]") {
@@ -76,7 +68,7 @@ TEST_CASE("a workspace that does not exist exits 2", "[integration][errors]") {
                           (out.path() / "r").string(), "--", "true"});
     CHECK(p.exit_code == 2);
     CHECK(p.err.find("workspace: /nonexistent/airlock-ws: does not exist") != std::string::npos);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("a workspace file the runner cannot read exits 2 and starts nothing",
@@ -98,7 +90,7 @@ TEST_CASE("a workspace file the runner cannot read exits 2 and starts nothing",
     INFO(p.err);
     CHECK(p.exit_code == 2);
     CHECK(p.err.find("secret.txt: cannot read") != std::string::npos);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("airlock clean removes what a killed runner left", "[integration][teardown]") {
@@ -109,6 +101,9 @@ TEST_CASE("airlock clean removes what a killed runner left", "[integration][tear
     auto p = run_airlock({"clean"});
     INFO(p.err);
     CHECK(p.exit_code == 0);
-    CHECK(p.out.find("1 volumes") != std::string::npos);
-    require_nothing_left();
+    CHECK(p.out.find("removed ") != std::string::npos);
+    auto vs = c.volumes_by_label("io.airlock.run", "test-orphan");
+    REQUIRE(vs);
+    CHECK(vs->empty());
+    require_nothing_left(p);
 }

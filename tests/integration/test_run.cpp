@@ -23,12 +23,6 @@ std::vector<std::string> args_for(const fs::path& ws, const fs::path& out,
     return a;
 }
 
-void require_nothing_left() {
-    auto left = airlock_leftovers();
-    INFO("left on the engine: " << (left.empty() ? std::string("nothing") : left.front()));
-    REQUIRE(left.empty());
-}
-
 } // namespace
 
 TEST_CASE("stdout and stderr stay apart, live and in the logs", "[integration][run]") {
@@ -49,7 +43,7 @@ TEST_CASE("stdout and stderr stay apart, live and in the logs", "[integration][r
     CHECK(rep["result"]["outcome"] == "success");
     CHECK(rep["output"]["stdout_bytes"] == 7);
     CHECK(rep["output"]["stderr_bytes"] == 7);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("the task's exit code passes through", "[integration][run]") {
@@ -62,7 +56,7 @@ TEST_CASE("the task's exit code passes through", "[integration][run]") {
     CHECK(rep["result"]["outcome"] == "failed");
     CHECK(rep["result"]["status_code"] == 42);
     CHECK(rep["result"]["exit_code"] == 42);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("a memory hog is OOM-killed and reported as such", "[integration][limits]") {
@@ -77,7 +71,7 @@ TEST_CASE("a memory hog is OOM-killed and reported as such", "[integration][limi
     CHECK(rep["result"]["outcome"] == "oom");
     CHECK(rep["result"]["oom_killed"] == true);
     CHECK(p.err.find("out-of-memory") != std::string::npos);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("a fork bomb is held by the pids limit", "[integration][limits]") {
@@ -94,7 +88,7 @@ TEST_CASE("a fork bomb is held by the pids limit", "[integration][limits]") {
     CHECK(read_file(out.path() / "run/logs/stderr.log").find("Cannot fork") != std::string::npos);
     auto rep = read_report(out.path() / "run");
     CHECK(rep["limits"]["pids"] == 32);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("the same task under the default pids limit does fork them all",
@@ -107,7 +101,7 @@ TEST_CASE("the same task under the default pids limit does fork them all",
                   "for i in $(seq 1 100); do sleep 30 & done; echo spawned-all; kill $(jobs -p)"}));
     INFO(p.err);
     CHECK(read_file(out.path() / "run/logs/stdout.log") == "spawned-all\n");
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("a task past --timeout is stopped and exits 124", "[integration][limits]") {
@@ -121,7 +115,7 @@ TEST_CASE("a task past --timeout is stopped and exits 124", "[integration][limit
     auto rep = read_report(out.path() / "run");
     CHECK(rep["result"]["outcome"] == "timeout");
     CHECK(rep["result"]["timed_out"] == true);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("the root filesystem is read-only and the user is not root", "[integration][hardening]") {
@@ -142,7 +136,7 @@ TEST_CASE("the root filesystem is read-only and the user is not root", "[integra
     CHECK(log.find("NoNewPrivs:\t1") != std::string::npos);
     CHECK(read_file(out.path() / "run/logs/stderr.log").find("Read-only file system") !=
           std::string::npos);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("the container has no network interface but lo", "[integration][hardening]") {
@@ -154,7 +148,7 @@ TEST_CASE("the container has no network interface but lo", "[integration][harden
     INFO(p.err);
     REQUIRE(p.exit_code == 0);
     CHECK(read_file(out.path() / "run/logs/stdout.log") == "lo\n");
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("volume mode: changes come back out, the checkout is untouched",
@@ -201,7 +195,7 @@ TEST_CASE("volume mode: changes come back out, the checkout is untouched",
     auto rep = read_report(run);
     CHECK(rep["changes"]["modified"] == 1);
     CHECK(rep["changes"]["deleted"] == 1);
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("SIGINT mid-run leaves no container, volume or network", "[integration][teardown]") {
@@ -229,7 +223,7 @@ TEST_CASE("SIGINT mid-run leaves no container, volume or network", "[integration
     REQUIRE(saw_container);
     CHECK(p.exit_code == 130);
     CHECK(p.seconds < 60);
-    require_nothing_left();
+    require_nothing_left(p);
     auto rep = read_report(out.path() / "run");
     CHECK(rep["result"]["outcome"] == "interrupted");
 }
@@ -255,7 +249,7 @@ TEST_CASE("1 GiB of output passes with bounded memory", "[integration][output]")
     INFO("peak RSS " << p.max_rss_kb << " KiB");
     CHECK(p.max_rss_kb < 64 * 1024);
     fs::remove(out.path() / "run/logs/stdout.log");
-    require_nothing_left();
+    require_nothing_left(p);
 }
 
 TEST_CASE("output past the cap is cut and the cut recorded", "[integration][output]") {
@@ -269,5 +263,5 @@ TEST_CASE("output past the cap is cut and the cut recorded", "[integration][outp
     CHECK(rep["output"]["truncated"] == true);
     CHECK(rep["output"]["dropped_bytes"] == 5000 - 1024);
     CHECK(fs::file_size(out.path() / "run/logs/stdout.log") == 1024);
-    require_nothing_left();
+    require_nothing_left(p);
 }

@@ -17,38 +17,6 @@ namespace fs = std::filesystem;
 namespace {
 
 // The run id airlock printed ("airlock: run ID: ..."), or empty.
-std::string run_id_of(const std::string& err) {
-    std::smatch m;
-    static const std::regex re("airlock: run ([0-9a-z-]+):");
-    return std::regex_search(err, m, re) ? m[1].str() : std::string();
-}
-
-// Nothing labelled with this run's id, then nothing labelled io.airlock.run at all. Other
-// processes may share the engine and have a run in flight; give them a few seconds to finish
-// and clean up before calling what is left a leak.
-void require_nothing_left(const std::string& run_id) {
-    INFO("run id: " << (run_id.empty() ? std::string("(not printed)") : run_id));
-    if (!run_id.empty()) {
-        auto& c = client();
-        auto cs = c.containers_by_label("io.airlock.run", run_id);
-        auto vs = c.volumes_by_label("io.airlock.run", run_id);
-        auto ns = c.networks_by_label("io.airlock.run", run_id);
-        REQUIRE(cs);
-        REQUIRE(vs);
-        REQUIRE(ns);
-        CHECK(cs->empty());
-        CHECK(vs->empty());
-        CHECK(ns->empty());
-    }
-    auto left = airlock_leftovers();
-    for (int i = 0; i < 60 && !left.empty(); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
-        left = airlock_leftovers();
-    }
-    INFO("left on the engine: " << (left.empty() ? std::string("nothing") : left.front()));
-    REQUIRE(left.empty());
-}
-
 std::string lower(std::string s) {
     std::transform(s.begin(), s.end(), s.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -88,7 +56,7 @@ TEST_CASE("airlock run reaches the engine over TCP with mutual TLS", "[integrati
     CHECK(endpoint == proxy.docker_host() + " (TLS)");
     // The requests went through socat (not the default socket): it accepted from loopback.
     CHECK(socat_accepted_from_loopback(proxy.log()));
-    require_nothing_left(run_id_of(p.err));
+    require_nothing_left(p);
 }
 
 TEST_CASE("a server certificate from an unrelated CA is refused with exit 125",
@@ -112,7 +80,7 @@ TEST_CASE("a server certificate from an unrelated CA is refused with exit 125",
     CHECK(socat_accepted_from_loopback(proxy.log()));
     // The task never started.
     CHECK_FALSE(contains(read_file(out.path() / "run/logs/stdout.log"), "over-tls"));
-    require_nothing_left(run_id_of(p.err));
+    require_nothing_left(p);
 }
 
 TEST_CASE("a client certificate the engine's CA did not sign is refused with exit 125",
@@ -133,7 +101,7 @@ TEST_CASE("a client certificate the engine's CA did not sign is refused with exi
     // The server side really checked the client certificate (and not, say, a bad port).
     CHECK(socat_accepted_from_loopback(proxy.log()));
     CHECK(contains(lower(proxy.log()), "certificate"));
-    require_nothing_left(run_id_of(p.err));
+    require_nothing_left(p);
 }
 
 TEST_CASE("airlock doctor reports the TLS engine", "[integration][tls]") {

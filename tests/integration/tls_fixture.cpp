@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sstream>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
@@ -174,12 +175,41 @@ std::string local_engine_socket() {
 
 namespace {
 
+void nap_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    ::nanosleep(&ts, nullptr);
+}
+
+// The keeper, after stopping: SIGTERM the rest of the group (it ignores SIGTERM itself), reap
+// every process that exits (it is their subreaper, so socat's forks too: no zombies left for
+// init), SIGKILL the group if that takes more than 2 s.
+[[noreturn]] void keeper_finish(int code) {
+    ::kill(0, SIGTERM);
+    for (int i = 0; i < 200; ++i) {
+        pid_t r;
+        while ((r = ::waitpid(-1, nullptr, WNOHANG)) > 0) {
+        }
+        if (r < 0 && errno == ECHILD) _exit(code);
+        nap_ms(10);
+    }
+    ::kill(0, SIGKILL); // the whole group, this keeper included
+    _exit(137);
+}
+
 // The keeper, in the forked child: leads the new process group, starts the process, then waits
 // for it to exit (and exits with it) or for the lifeline to close (the test process is gone:
-// wait out the grace, then kill the group). Only async-signal-safe calls from here on.
+// wait out the grace, then stop the group). Only async-signal-safe calls from here on.
 [[noreturn]] void keeper_main(std::vector<char*>& argv, const char* log, int lifeline,
                               int orphan_grace_seconds) {
     ::setpgid(0, 0);
+    // Catch's fatal-signal handlers came along with fork: a signal here would run them and
+    // report a failure from this copy of the test process.
+    for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGSEGV, SIGABRT, SIGILL, SIGFPE, SIGBUS})
+        ::signal(sig, SIG_DFL);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     pid_t child = ::fork();
     if (child < 0) _exit(126);
     if (child == 0) {
@@ -193,10 +223,13 @@ namespace {
         ::execvp(argv[0], argv.data());
         _exit(127);
     }
+    // stop() sends SIGTERM to the group: the process dies of it, the keeper sees that and
+    // finishes (a SIGTERM before this line just kills the keeper; stop() copes).
+    ::signal(SIGTERM, SIG_IGN);
     for (;;) {
         int status = 0;
         if (::waitpid(child, &status, WNOHANG) == child)
-            _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            keeper_finish(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
         struct pollfd p = {lifeline, POLLIN, 0};
         if (::poll(&p, 1, 100) > 0) {
             char c;
@@ -204,13 +237,10 @@ namespace {
         }
     }
     for (int i = 0; i < orphan_grace_seconds * 10; ++i) {
-        int status = 0;
-        if (::waitpid(child, &status, WNOHANG) == child) break;
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        ::nanosleep(&ts, nullptr);
+        if (::waitpid(child, nullptr, WNOHANG) == child) break;
+        nap_ms(100);
     }
-    ::kill(0, SIGKILL); // the whole group, this keeper included
-    _exit(137);
+    keeper_finish(137);
 }
 
 } // namespace
@@ -251,17 +281,13 @@ void ProcessGroup::stop() {
     auto deadline = std::chrono::steady_clock::now() + 3s;
     while (running() && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(20ms);
-    // Whatever ignored SIGTERM or is still on its way out: SIGKILL the group.
+    // The keeper reaps the group and exits; should it not within 3 s, SIGKILL everything.
     ::kill(-m_keeper, SIGKILL);
     if (!m_reaped) {
         int status = 0;
         ::waitpid(m_keeper, &status, 0);
         m_reaped = true;
     }
-    // Forked children reparented to init are reaped there; wait (bounded) for the group to empty.
-    deadline = std::chrono::steady_clock::now() + 2s;
-    while (::kill(-m_keeper, 0) == 0 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(20ms);
     ::close(m_lifeline);
     m_lifeline = -1;
     m_keeper = -1;

@@ -1,6 +1,11 @@
 // A mutual-TLS front for the local engine, all on loopback: a throw-away PKI made with the
 // openssl CLI, and socat terminating TLS on 127.0.0.1 (client certificates required) and
 // forwarding to the engine's unix socket. The engine itself is not touched.
+//
+// socat 1.7.4 limitation: it sets no TLS session id context, so with verify=1 OpenSSL refuses a
+// client that resumes a session ("SSL_accept(): ... session id context uninitialized"). curl
+// resumes on a pooled handle's second connection, which airlock opens only after a transfer was
+// cut short (interrupt); normal runs use one connection per handle. dockerd (Go) resumes fine.
 #pragma once
 
 #include "harness.hpp"
@@ -23,7 +28,7 @@ std::string local_engine_socket();
 // A child process in its own process group, under a keeper process that leads the group.
 // The destructor kills the whole group (keeper, process and everything it forked), whatever
 // state it is in. Should this test process die without unwinding (Ctrl-C, SIGKILL), the keeper
-// sees its lifeline pipe close and kills the group after `orphan_grace`, which leaves the
+// sees its lifeline pipe close and kills the group after `orphan_grace_seconds`, leaving the
 // airlock child that was mid-run (and got the same Ctrl-C) time to clean up through it.
 class ProcessGroup {
 public:
