@@ -283,11 +283,9 @@ Result<WaitResult> Client::container_wait(const std::string& id,
     }
 }
 
-Result<void> Client::container_logs(const std::string& id, bool follow,
-                                    const FrameDemuxer::Callback& on_output) {
-    Request r = make("GET", "/containers/" + id + "/logs?stdout=1&stderr=1&follow=" +
-                                (follow ? std::string("1") : std::string("0")));
-    r.streaming = Streaming::yes;
+Result<void> Client::stream_frames(const Request& r, const FrameDemuxer::Callback& on_output,
+                                   const std::string& what,
+                                   const std::function<void()>& after_transfer) {
     std::string system_error;
     FrameDemuxer demux([&](StreamId s, std::string_view d) {
         if (s == StreamId::system_error) {
@@ -298,14 +296,22 @@ Result<void> Client::container_logs(const std::string& id, bool follow,
     });
     BodySink sink = [&](std::string_view d) { return demux.feed(d); };
     auto resp = m_transport.perform(r, &sink);
+    if (after_transfer) after_transfer();
     if (!resp) return resp.error();
-    if (resp->status != 200) return error_from_response(*resp, "container logs");
-    if (!demux.error().empty())
-        return make_error(ErrorKind::protocol, "container logs: " + demux.error());
+    if (resp->status != 200 && resp->status != 101) return error_from_response(*resp, what);
+    if (!demux.error().empty()) return make_error(ErrorKind::protocol, what + ": " + demux.error());
     if (!system_error.empty())
         return make_error(ErrorKind::server_error,
-                          "container logs: engine error in stream: " + system_error);
+                          what + ": engine error in stream: " + system_error);
     return {};
+}
+
+Result<void> Client::container_logs(const std::string& id, bool follow,
+                                    const FrameDemuxer::Callback& on_output) {
+    Request r = make("GET", "/containers/" + id + "/logs?stdout=1&stderr=1&follow=" +
+                                (follow ? std::string("1") : std::string("0")));
+    r.streaming = Streaming::yes;
+    return stream_frames(r, on_output, "container logs", nullptr);
 }
 
 Result<void> Client::container_attach(const std::string& id,
@@ -320,26 +326,9 @@ Result<void> Client::container_attach(const std::string& id,
         ready_sent = true;
         on_ready(status == 200 || status == 101);
     };
-    std::string system_error;
-    FrameDemuxer demux([&](StreamId s, std::string_view d) {
-        if (s == StreamId::system_error) {
-            system_error.append(d.substr(0, 4096));
-            return true;
-        }
-        return on_output(s, d);
+    return stream_frames(r, on_output, "container output", [&] {
+        if (!ready_sent) on_ready(false);
     });
-    BodySink sink = [&](std::string_view d) { return demux.feed(d); };
-    auto resp = m_transport.perform(r, &sink);
-    if (!ready_sent) on_ready(false);
-    if (!resp) return resp.error();
-    if (resp->status != 200 && resp->status != 101)
-        return error_from_response(*resp, "attach to container");
-    if (!demux.error().empty())
-        return make_error(ErrorKind::protocol, "container output: " + demux.error());
-    if (!system_error.empty())
-        return make_error(ErrorKind::server_error,
-                          "container output: engine error in stream: " + system_error);
-    return {};
 }
 
 Result<Json> Client::container_inspect(const std::string& id) {

@@ -117,6 +117,10 @@ private:
     Request make(std::string method, std::string path) const;
     util::Result<Json> get_json(const std::string& path, const std::string& what);
     util::Result<void> expect_ok(const Request& req, const std::string& what);
+    // Performs a request whose body is 8-byte-framed output; stream 3 carries engine errors.
+    util::Result<void> stream_frames(const Request& r, const FrameDemuxer::Callback& on_output,
+                                     const std::string& what,
+                                     const std::function<void()>& after_transfer);
 
     Transport m_transport;
     EngineVersion m_engine;
