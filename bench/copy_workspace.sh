@@ -24,9 +24,9 @@
 # SETTLE=SECONDS to wait (untimed) before each measurement. Every measurement deletes tens of
 # thousands of files (volume, output); on ext4 without a journal, creating files soon after
 # that is slow (the inode allocator scans past every inode deleted within
-# vm.dirty_expire_centisecs, 30 s by default, 5 min more while its inode table block is
-# dirty; the untimed sync below writes those blocks), so back-to-back rounds (SETTLE=0)
-# measure that too; SETTLE=35 mostly avoids it.
+# vm.dirty_expire_centisecs, 30 s by default, plus 5 min while its inode table block is
+# dirty), so back-to-back rounds (SETTLE=0) measure that too. SETTLE=330 avoided it on the
+# machine of docs/bench.md (SETTLE=35 did not); it makes a run take about 1.5 hours.
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
