@@ -56,6 +56,16 @@ int exit_code_for(const Error& e) {
     }
 }
 
+// Hashes a scanned tree in place (bind modes): the tar writer's manifest, with the archive
+// itself thrown away.
+Result<Manifest> hash_tree(const WorkspaceScan& scan) {
+    int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (devnull < 0) return make_error(ErrorKind::io, "cannot open /dev/null");
+    auto man = write_workspace_tar(scan, devnull, TarOwner{0, 0});
+    ::close(devnull);
+    return man;
+}
+
 double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -260,9 +270,7 @@ Result<void> Pipeline::copy_in_step() {
     if (m_opts.workspace_mode != config::WorkspaceMode::volume) {
         if (m_scan) {
             // bind-rw: hash the tree in place to have something to diff against afterwards.
-            int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-            auto man = write_workspace_tar(*m_scan, devnull, TarOwner{0, 0});
-            ::close(devnull);
+            auto man = hash_tree(*m_scan);
             if (!man) return man.error();
             m_before = std::move(*man);
         }
@@ -412,9 +420,7 @@ Result<void> Pipeline::collect() {
     } else {
         auto rescan = scan_workspace(m_workspace, {".airlock"});
         if (!rescan) return rescan.error();
-        int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-        auto after = write_workspace_tar(*rescan, devnull, TarOwner{0, 0});
-        ::close(devnull);
+        auto after = hash_tree(*rescan);
         if (!after) return after.error();
         changes = diff_manifests(m_before, *after);
     }
