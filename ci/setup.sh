@@ -5,13 +5,15 @@
 #   ci/setup.sh engine   start dockerd in the background unless an engine answers
 #   ci/setup.sh images   airlock/debian:bookworm (debootstrap + import), airlock/agent-base
 #   ci/setup.sh build    cmake configure + build into build/
-#   ci/setup.sh test     deps engine images build, then ctest (+ ASan/UBSan unit tests when CI=true)
+#   ci/setup.sh test     deps engine images build, then ctest (+ ASan/UBSan unit tests and a
+#                        short libFuzzer run of every fuzz target when CI=true)
 #   ci/setup.sh demo     deps engine images build, then `airlock run` on examples/demo
 #
 # Several steps may be given; they run in order. Every step is idempotent.
 # Environment: CI=true (warnings are errors, sanitizer build), DOCKER_HOST (use that
 # engine, never start one), AIRLOCK_DEBIAN_MIRROR (debootstrap mirror),
-# AIRLOCK_REBUILD_IMAGES=1 (rebuild both images), AIRLOCK_JOBS (build parallelism, 2).
+# AIRLOCK_REBUILD_IMAGES=1 (rebuild both images), AIRLOCK_JOBS (build parallelism, 2),
+# AIRLOCK_FUZZ_SECONDS (how long each fuzz target runs in CI, 20).
 set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -317,7 +319,7 @@ step_images() {
 
 # --- build / test -----------------------------------------------------------
 
-configure_and_build() {
+configure() {
   local dir=$1
   shift
   # Pass AIRLOCK_WERROR both ways: a cached ON from a CI run must not stick.
@@ -325,7 +327,11 @@ configure_and_build() {
   if [ "${CI:-}" = true ]; then werror=ON; fi
   local args=(-S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DAIRLOCK_WERROR=$werror")
   cmake "${args[@]}" "$@" || die "cmake configure of $dir failed; missing libraries? run: ci/setup.sh deps"
-  cmake --build "$dir" -j"$JOBS" || die "compiling $dir failed; see the compiler output above"
+}
+
+configure_and_build() {
+  configure "$@"
+  cmake --build "$1" -j"$JOBS" || die "compiling $1 failed; see the compiler output above"
 }
 
 step_build() {
@@ -354,7 +360,97 @@ step_test() {
       printf 'ci/setup.sh: sanitizer unit tests in build-asan/ failed (exit %s)\n' "$arc" >&2
       [ "$rc" -ne 0 ] || rc=$arc
     fi
+    local frc=0
+    run_fuzzers || frc=$?
+    [ "$rc" -ne 0 ] || rc=$frc
   fi
+  return "$rc"
+}
+
+# --- fuzz -------------------------------------------------------------------
+
+# libFuzzer ships with clang's runtime libraries, not with the compiler package.
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+FUZZ_SECONDS=${AIRLOCK_FUZZ_SECONDS:-20}
+
+fuzz_deps() {
+  local missing=() p st
+  for p in "${FUZZ_PACKAGES[@]}"; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = installed ] || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  info "installing: ${missing[*]}"
+  local rc=0
+  as_root apt-get update -q || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    as_root apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+  fi
+  [ "$rc" -eq 0 ] || die "apt-get failed (exit $rc) installing: ${missing[*]}; check the apt sources in /etc/apt and that the Debian mirror is reachable"
+}
+
+# One target for FUZZ_SECONDS, from a copy of its seeds (libFuzzer adds to its first corpus
+# directory, and tests/fuzz/corpus/ holds only the chosen seeds). Output in build-fuzz/fuzz-runs/.
+fuzz_one() {
+  local name=$1
+  local work=build-fuzz/fuzz-runs/$name
+  rm -rf "$work"
+  mkdir -p "$work/corpus" "$work/findings"
+  cp -R "tests/fuzz/corpus/$name/." "$work/corpus/"
+  "build-fuzz/tests/fuzz/fuzz_$name" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix="$work/findings/" "$work/corpus" >"$work/log" 2>&1
+}
+
+fuzz_report() {
+  local name=$1 rc=$2
+  local work=build-fuzz/fuzz-runs/$name
+  local runs per_sec added
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -n 1)
+  per_sec=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -n 1)
+  added=$(sed -n 's/^stat::new_units_added: *//p' "$work/log" | tail -n 1)
+  if [ "$rc" -eq 0 ]; then
+    info "fuzz_$name: ${runs:-?} runs (${per_sec:-?}/s), ${added:-0} new inputs, no finding"
+    return 0
+  fi
+  printf '%s\n' "--- last lines of $work/log ---" >&2
+  tail -n 40 "$work/log" >&2
+  local f
+  for f in "$work"/findings/*; do
+    [ -e "$f" ] || continue
+    printf 'ci/setup.sh: fuzz_%s found a failing input, saved as %s; reproduce with: build-fuzz/tests/fuzz/fuzz_%s %s\n' \
+      "$name" "$f" "$name" "$f" >&2
+  done
+  printf 'ci/setup.sh: fuzz_%s failed (exit %s); full log: %s\n' "$name" "$rc" "$work/log" >&2
+  return 1
+}
+
+run_fuzzers() {
+  step "test: libFuzzer targets in build-fuzz/, ${FUZZ_SECONDS}s each"
+  fuzz_deps
+  configure build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DAIRLOCK_FUZZ=ON -DAIRLOCK_INTEGRATION=OFF
+  cmake --build build-fuzz -j"$JOBS" --target airlock_fuzz ||
+    die "compiling the fuzz targets in build-fuzz failed; see the compiler output above"
+  local names=() src
+  for src in tests/fuzz/fuzz_*.cpp; do
+    src=${src##*/fuzz_}
+    names+=("${src%.cpp}")
+  done
+  # $JOBS targets at a time, one core each.
+  local rc=0 i j pids=() batch=() r
+  for ((i = 0; i < ${#names[@]}; i += JOBS)); do
+    pids=()
+    batch=("${names[@]:i:JOBS}")
+    for j in "${batch[@]}"; do
+      fuzz_one "$j" &
+      pids+=($!)
+    done
+    for j in "${!batch[@]}"; do
+      r=0
+      wait "${pids[$j]}" || r=$?
+      fuzz_report "${batch[$j]}" "$r" || rc=1
+    done
+  done
+  [ "$rc" -eq 0 ] || printf 'ci/setup.sh: fuzzing found failures; see above (docs/fuzzing.md)\n' >&2
   return "$rc"
 }
 
@@ -375,7 +471,7 @@ step_demo() {
   local out rc=0
   out=$ROOT/.airlock/runs/demo-$(date -u +%Y%m%dT%H%M%SZ)
   mkdir -p "$(dirname "$out")"
-  build/airlock run --workspace "$DEMO_TMP" --out "$out" -- sh fix.sh || rc=$?
+  build/airlock run --policy standard --workspace "$DEMO_TMP" --out "$out" -- sh fix.sh || rc=$?
   echo "demo output: $out"
   if [ -d "$out" ]; then
     (cd "$out" && find . -type f | LC_ALL=C sort | sed 's|^\./|    |')
@@ -389,7 +485,7 @@ step_demo() {
 # --- main -------------------------------------------------------------------
 
 usage() {
-  sed -n '2,14s/^# \{0,1\}//p' "$SELF"
+  sed -n '2,16s/^# \{0,1\}//p' "$SELF"
 }
 
 [ $# -ge 1 ] || {

@@ -9,8 +9,27 @@
 
 namespace airlock::audit {
 
-util::Result<void> write_json_file(const std::filesystem::path& path, const nlohmann::json& j) {
-    std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+nlohmann::json redact_json(const nlohmann::json& j, const Redactor& redactor) {
+    if (j.is_string()) return redactor.redact(j.get_ref<const std::string&>());
+    if (j.is_array()) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& e : j)
+            out.push_back(redact_json(e, redactor));
+        return out;
+    }
+    if (j.is_object()) {
+        nlohmann::json out = nlohmann::json::object();
+        for (auto it = j.begin(); it != j.end(); ++it)
+            out[redactor.redact(it.key())] = redact_json(it.value(), redactor);
+        return out;
+    }
+    return j;
+}
+
+util::Result<void> write_json_file(const std::filesystem::path& path, const nlohmann::json& j,
+                                   const Redactor* redactor) {
+    const nlohmann::json& shown = redactor && !redactor->empty() ? redact_json(j, *redactor) : j;
+    std::string text = shown.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     std::filesystem::path tmp = path;
     tmp += ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);

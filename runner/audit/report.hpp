@@ -1,6 +1,7 @@
 // OUT/report.json: what a run did, in a versioned schema (docs/report.md).
 #pragma once
 
+#include "audit/redact.hpp"
 #include "util/result.hpp"
 
 #include <nlohmann/json.hpp>
@@ -13,8 +14,13 @@ namespace airlock::audit {
 inline constexpr const char* k_report_schema = "https://airlock.dev/schemas/report/v0.1";
 inline constexpr const char* k_report_version = "0.1";
 
-// Writes JSON to path atomically (temp file in the same directory, fsync, rename).
-util::Result<void> write_json_file(const std::filesystem::path& path, const nlohmann::json& j);
+// Every string and key with secrets replaced; done on values, not text, so the JSON stays valid.
+nlohmann::json redact_json(const nlohmann::json& j, const Redactor& redactor);
+
+// Writes JSON to path atomically (temp file in the same directory, fsync, rename), redacted
+// when a redactor is given.
+util::Result<void> write_json_file(const std::filesystem::path& path, const nlohmann::json& j,
+                                   const Redactor* redactor = nullptr);
 
 // RFC 3339 UTC with milliseconds, e.g. 2026-11-27T00:10:02.123Z.
 std::string utc_now_rfc3339();

@@ -17,6 +17,7 @@ const char* k_usage =
     "\n"
     "commands:\n"
     "  run [options] -- COMMAND [ARGS...]   run a task in a hardened container\n"
+    "  policy lint|show|diff ...            check, show and compare policies\n"
     "  clean [--run ID]                     remove what killed runs left on the engine\n"
     "  doctor                               check the engine and this machine\n"
     "  version                              print the version\n"
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
         }
         std::string cmd = argv[1];
         if (cmd == "run") return run_command(argc - 1, argv + 1);
+        if (cmd == "policy") return policy_command(argc - 1, argv + 1);
         if (cmd == "clean") return clean_command(argc - 1, argv + 1);
         if (cmd == "doctor") return doctor_command(argc - 1, argv + 1);
         if (cmd == "version" || cmd == "--version") {

@@ -1,4 +1,4 @@
-// The command line: `airlock run|clean|doctor|version`.
+// The command line: `airlock run|policy|clean|doctor|version`.
 #pragma once
 
 namespace airlock::cli {
@@ -8,6 +8,7 @@ int main(int argc, char** argv);
 int run_command(int argc, char** argv);
 int clean_command(int argc, char** argv);
 int doctor_command(int argc, char** argv);
+int policy_command(int argc, char** argv);
 
 // airlock's own messages go to stderr as "airlock: ..." lines.
 void say(const char* fmt_text);

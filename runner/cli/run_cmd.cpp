@@ -2,6 +2,7 @@
 
 #include "config/run_options.hpp"
 #include "docker/client.hpp"
+#include "policy/enforce.hpp"
 #include "sandbox/classify.hpp"
 #include "sandbox/run.hpp"
 #include "util/cancel.hpp"
@@ -35,8 +36,16 @@ int run_command(int argc, char** argv) {
     cxxopts::Options o("airlock run", "Run COMMAND in a disposable, hardened container.");
     o.custom_help("[options]");
     o.positional_help("-- COMMAND [ARGS...]");
-    o.add_options()("task", "task file (JSON) with the same fields as the flags; flags win",
-                    cxxopts::value<std::string>(), "FILE")(
+    o.add_options()("policy",
+                    "policy preset (strict, standard, permissive) or file; repeatable, each "
+                    "later one may only tighten (default standard)",
+                    cxxopts::value<std::vector<std::string>>(), "P")(
+        "secret",
+        "inject secret NAME from airlock's environment, or NAME=@FILE; redacted from all "
+        "output; repeatable",
+        cxxopts::value<std::vector<std::string>>(),
+        "NAME[=@FILE]")("task", "task file (JSON) with the same fields as the flags; flags win",
+                        cxxopts::value<std::string>(), "FILE")(
         "image", "image to run (default airlock/agent-base:latest)", cxxopts::value<std::string>(),
         "REF")("workspace", "directory given to the task as /workspace (default .)",
                cxxopts::value<std::string>(),
@@ -95,6 +104,7 @@ int run_command(int argc, char** argv) {
         flags.env = res["env"].as<std::vector<std::string>>();
         flags.env_origin = "--env";
     }
+    if (res.count("secret")) flags.secrets = res["secret"].as<std::vector<std::string>>();
     for (int i = split + 1; i < argc; ++i)
         flags.command.emplace_back(argv[i]);
     flags.command_origin = "command line";
@@ -119,6 +129,21 @@ int run_command(int argc, char** argv) {
                                                              : sandbox::exit_code::usage;
     }
 
+    std::vector<std::string> specs;
+    if (res.count("policy")) specs = res["policy"].as<std::vector<std::string>>();
+    auto pol = policy::load(specs);
+    if (!pol) {
+        std::fprintf(stderr, "%s\n", pol.error().message.c_str());
+        return sandbox::exit_code::usage;
+    }
+    policy::NoApprovals approvals;
+    auto decision = policy::enforce(*pol, req, *opts, approvals);
+    if (!decision) {
+        std::fprintf(stderr, "airlock: refused: %s\n", decision.error().message.c_str());
+        return decision.error().kind == util::ErrorKind::refused ? sandbox::exit_code::refused
+                                                                 : sandbox::exit_code::usage;
+    }
+
     auto endpoint = docker::parse_endpoint(docker::endpoint_env_from_process());
     if (!endpoint) {
         std::fprintf(stderr, "airlock: %s\n", endpoint.error().message.c_str());
@@ -130,6 +155,9 @@ int run_command(int argc, char** argv) {
     ctx.echo = res.count("quiet") ? sandbox::Echo::no : sandbox::Echo::yes;
     ctx.say = [](const std::string& s) { std::fprintf(stderr, "airlock: %s\n", s.c_str()); };
     ctx.cwd = std::filesystem::current_path();
+    ctx.policy = &*pol;
+    ctx.decision = *decision;
+    ctx.approvals = &approvals;
     auto outcome = sandbox::run(client, *opts, ctx);
     std::fprintf(stderr, "airlock: run %s: %s (exit %d)\n", outcome.run_id.c_str(),
                  outcome.message.c_str(), outcome.exit_code);

@@ -1,5 +1,7 @@
 #include "config/run_options.hpp"
 
+#include "util/closest.hpp"
+#include "util/json_text.hpp"
 #include "util/units.hpp"
 
 #include <nlohmann/json.hpp>
@@ -34,18 +36,16 @@ const std::set<std::string> k_scalar_fields = {
 
 Result<RunRequest> parse_task_json(std::string_view text, const std::string& name,
                                    const std::filesystem::path& base_dir) {
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded())
-        return make_error(
-            ErrorKind::invalid_input,
-            name + ": not valid JSON (a task file is a JSON object, see docs/task-file.md)");
+    auto parsed = util::parse_json_text(text, name);
+    if (!parsed) return parsed.error();
+    const nlohmann::json& j = *parsed;
     if (!j.is_object())
         return make_error(ErrorKind::invalid_input, name + ": the top level must be a JSON object");
     RunRequest req;
     for (auto it = j.begin(); it != j.end(); ++it) {
         const std::string& key = it.key();
         const std::string where = name + ": /" + key;
-        if (key == "env" || key == "command") {
+        if (key == "env" || key == "command" || key == "secrets") {
             if (!it->is_array())
                 return make_error(ErrorKind::invalid_input,
                                   where + ": must be an array of strings");
@@ -62,18 +62,34 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
                 req.env_origins.assign(items.size(), where);
                 req.env = std::move(items);
                 req.env_origin = where;
+            } else if (key == "secrets") {
+                for (std::size_t k = 0; k < items.size(); ++k) {
+                    auto at = items[k].find("=@");
+                    if (at != std::string::npos && at + 2 < items[k].size() &&
+                        items[k][at + 2] != '/')
+                        items[k] = items[k].substr(0, at + 2) +
+                                   (base_dir / items[k].substr(at + 2)).lexically_normal().string();
+                    req.secret_origins.push_back(where + "/" + std::to_string(k));
+                }
+                req.secrets = std::move(items);
             } else {
                 req.command = std::move(items);
                 req.command_origin = where;
             }
             continue;
         }
-        if (!k_scalar_fields.count(key))
+        if (!k_scalar_fields.count(key)) {
+            std::vector<std::string> known(k_scalar_fields.begin(), k_scalar_fields.end());
+            known.insert(known.end(), {"env", "secrets", "command"});
+            if (auto best = util::closest_in(key, known))
+                return make_error(ErrorKind::invalid_input,
+                                  where + ": unknown field (did you mean \"" + *best + "\"?)");
             return make_error(ErrorKind::invalid_input,
                               where +
                                   ": unknown field (known: image, workspace, workspace_mode, "
                                   "out, env, memory, cpus, pids, timeout, grace, user, runtime, "
-                                  "output_cap, tmpfs_size, pull, command)");
+                                  "output_cap, tmpfs_size, pull, secrets, command)");
+        }
         std::string value;
         if (it->is_string())
             value = it->get<std::string>();
@@ -122,6 +138,10 @@ RunRequest merge(RunRequest base, const RunRequest& over) {
         base.env.insert(base.env.end(), over.env.begin(), over.env.end());
         base.env_origin = over.env_origin;
     }
+    base.secrets.insert(base.secrets.end(), over.secrets.begin(), over.secrets.end());
+    for (std::size_t i = 0; i < over.secrets.size(); ++i)
+        base.secret_origins.push_back(i < over.secret_origins.size() ? over.secret_origins[i]
+                                                                     : "--secret");
     if (!over.command.empty()) {
         base.command = over.command;
         base.command_origin = over.command_origin;
@@ -296,6 +316,63 @@ resolve(const RunRequest& req,
                 dup = true;
             }
         if (!dup) o.env.emplace_back(name, value);
+    }
+    for (std::size_t i = 0; i < req.secrets.size(); ++i) {
+        const std::string& spec = req.secrets[i];
+        const std::string where =
+            i < req.secret_origins.size() ? req.secret_origins[i] : "--secret";
+        auto at = spec.find("=@");
+        std::string name = spec.substr(0, at);
+        if (!valid_env_name(name) ||
+            (at == std::string::npos && spec.find('=') != std::string::npos))
+            return make_error(ErrorKind::invalid_input,
+                              where + ": \"" + name.substr(0, name.find('=')) +
+                                  "\" is not a secret name (use NAME, taken from airlock's "
+                                  "environment, or NAME=@FILE; never put a value on the command "
+                                  "line)");
+        Secret s{name, {}, "environment"};
+        if (at == std::string::npos) {
+            auto v = lookup_env(name);
+            if (!v)
+                return make_error(ErrorKind::invalid_input,
+                                  where + ": " + name +
+                                      " is not set in airlock's environment (export it, or use " +
+                                      name + "=@FILE)");
+            s.value = *v;
+        } else {
+            std::filesystem::path file = spec.substr(at + 2);
+            std::ifstream in(file, std::ios::binary);
+            if (!in || std::filesystem::is_directory(file))
+                return make_error(ErrorKind::invalid_input, where + ": " + file.string() +
+                                                                " cannot be read (check the path)");
+            std::ostringstream ss;
+            ss << in.rdbuf();
+            s.value = ss.str();
+            // Files written by editors and `echo` end in a newline that is not part of the secret.
+            if (!s.value.empty() && s.value.back() == '\n') s.value.pop_back();
+            if (!s.value.empty() && s.value.back() == '\r') s.value.pop_back();
+            s.source = file.string();
+        }
+        if (s.value.size() < 8)
+            return make_error(ErrorKind::invalid_input,
+                              where + ": " + name +
+                                  " is shorter than 8 bytes; airlock redacts "
+                                  "secrets from everything it writes and "
+                                  "cannot do so safely for values that short");
+        if (s.value.size() > (64u << 10))
+            return make_error(ErrorKind::invalid_input,
+                              where + ": " + name + " is larger than 64 KiB");
+        for (const auto& e : o.env)
+            if (e.first == name)
+                return make_error(ErrorKind::invalid_input,
+                                  where + ": " + name +
+                                      " is also given with --env (pass it one way only)");
+        bool dup = false;
+        for (const auto& other : o.secrets)
+            if (other.name == name) dup = true;
+        if (dup)
+            return make_error(ErrorKind::invalid_input, where + ": " + name + " is given twice");
+        o.secrets.push_back(std::move(s));
     }
     o.command = req.command;
     if (o.command.empty())

@@ -26,7 +26,16 @@ struct RunRequest {
     std::vector<std::string> command;
     std::map<std::string, std::string> origin; // field -> "--memory" or "task.json: /memory"
     std::vector<std::string> env_origins;      // one per env entry
+    std::vector<std::string> secrets;          // NAME (from airlock's environment) or NAME=@FILE
+    std::vector<std::string> secret_origins;   // one per secrets entry
     std::string env_origin, command_origin;
+};
+
+// A secret's value is held only in memory; it never reaches a file airlock writes.
+struct Secret {
+    std::string name;
+    std::string value;
+    std::string source; // "environment" or the file it was read from
 };
 
 struct RunOptions {
@@ -42,11 +51,13 @@ struct RunOptions {
     std::chrono::milliseconds grace{10 * 1000};
     std::string user = "1000:1000";
     std::string runtime = "runc";
-    bool pull_missing = true; // pull the image when the engine lacks it
+    std::vector<std::string> runtimes; // allowed, in order of preference; preflight picks one
+    bool pull_missing = true;          // pull the image when the engine lacks it
     std::uint64_t tmpfs_size = 256ull << 20;
     std::uint64_t output_cap = 64ull << 20;
     std::int64_t nofile = 4096;
     std::int64_t nproc = 1024;
+    std::vector<Secret> secrets;
     std::vector<std::string> command;
     std::map<std::string, std::string> origin; // field -> where it came from ("default" if absent)
 };
@@ -58,7 +69,8 @@ util::Result<RunRequest> parse_task_json(std::string_view text, const std::strin
                                          const std::filesystem::path& base_dir);
 // Layers `over` on top of `base`: later values win, env lists are concatenated.
 RunRequest merge(RunRequest base, const RunRequest& over);
-// Validates every field; `lookup_env` reads airlock's own environment for `--env NAME`.
+// Validates every field; `lookup_env` reads airlock's own environment for `--env NAME` and
+// `--secret NAME`.
 util::Result<RunOptions>
 resolve(const RunRequest& req,
         const std::function<std::optional<std::string>(const std::string&)>& lookup_env);

@@ -409,9 +409,15 @@ Result<void> Client::archive_put(const std::string& id, const std::string& path,
     return {};
 }
 
-Result<void> Client::volume_create(const std::string& name, const Labels& labels) {
+Result<void> Client::volume_create(const std::string& name, const Labels& labels,
+                                   const std::map<std::string, std::string>& driver_opts) {
     Request r = make("POST", "/volumes/create");
-    r.body = Json{{"Name", name}, {"Labels", labels}}.dump();
+    Json body = {{"Name", name}, {"Labels", labels}};
+    if (!driver_opts.empty()) {
+        body["Driver"] = "local";
+        body["DriverOpts"] = driver_opts;
+    }
+    r.body = body.dump();
     return expect_ok(r, "create volume " + name);
 }
 

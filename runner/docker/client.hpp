@@ -99,7 +99,9 @@ public:
     util::Result<void> archive_put(const std::string& id, const std::string& path,
                                    const UploadReader& tar);
 
-    util::Result<void> volume_create(const std::string& name, const Labels& labels);
+    // `driver_opts` go to the local driver (e.g. type=tmpfs for a volume that lives in memory).
+    util::Result<void> volume_create(const std::string& name, const Labels& labels,
+                                     const std::map<std::string, std::string>& driver_opts = {});
     util::Result<void> volume_remove(const std::string& name, Force force);
     util::Result<std::vector<Json>> volumes_by_label(const std::string& key,
                                                      const std::string& value);

@@ -37,8 +37,21 @@ util::Result<void> OutputSink::open(const std::filesystem::path& logs_dir) {
     return open_one(logs_dir / "stderr.log", m_fd_err);
 }
 
+void OutputSink::set_redactor(const audit::Redactor& redactor) {
+    std::lock_guard<std::mutex> lock(m_mu);
+    if (redactor.empty()) return;
+    m_redact_out = std::make_unique<audit::RedactStream>(
+        redactor, [this](std::string_view piece) { (void)keep(false, piece); });
+    m_redact_err = std::make_unique<audit::RedactStream>(
+        redactor, [this](std::string_view piece) { (void)keep(true, piece); });
+}
+
 void OutputSink::close() {
     std::lock_guard<std::mutex> lock(m_mu);
+    if (m_redact_out) m_redact_out->finish();
+    if (m_redact_err) m_redact_err->finish();
+    m_redact_out.reset();
+    m_redact_err.reset();
     if (m_fd_out >= 0) ::close(m_fd_out);
     if (m_fd_err >= 0) ::close(m_fd_err);
     m_fd_out = m_fd_err = -1;
@@ -52,6 +65,14 @@ bool OutputSink::write(docker::StreamId stream, std::string_view data) {
     std::lock_guard<std::mutex> lock(m_mu);
     const bool err = stream == docker::StreamId::stderr_;
     (err ? m_seen_err : m_seen_out) += data.size();
+    if (m_redact_out) {
+        (err ? m_redact_err : m_redact_out)->write(data);
+        return m_write_error.empty();
+    }
+    return keep(err, data);
+}
+
+bool OutputSink::keep(bool err, std::string_view data) {
     std::uint64_t room = m_written < m_cap ? m_cap - m_written : 0;
     std::string_view keep = data.substr(0, room < data.size() ? room : data.size());
     m_dropped += data.size() - keep.size();

@@ -3,11 +3,13 @@
 // dropped, and the cut is recorded.
 #pragma once
 
+#include "audit/redact.hpp"
 #include "docker/frames.hpp"
 #include "util/result.hpp"
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string_view>
 
@@ -23,8 +25,12 @@ public:
     OutputSink& operator=(const OutputSink&) = delete;
 
     util::Result<void> open(const std::filesystem::path& logs_dir);
+    // Secrets are replaced before anything is kept or echoed, also when split across pieces.
+    // The redactor must outlive the sink; call before the first write.
+    void set_redactor(const audit::Redactor& redactor);
     // Writes one piece; false only if a log file cannot be written.
     bool write(docker::StreamId stream, std::string_view data);
+    // Flushes what redaction held back, then closes the log files.
     void close();
 
     std::uint64_t bytes_seen(docker::StreamId s) const;
@@ -35,12 +41,15 @@ public:
     const std::string& write_error() const { return m_write_error; }
 
 private:
+    bool keep(bool err, std::string_view data); // the cap, the files and the echo; m_mu held
+
     std::uint64_t m_cap;
     Echo m_echo;
     int m_fd_out = -1, m_fd_err = -1;
     std::uint64_t m_seen_out = 0, m_seen_err = 0, m_written = 0, m_dropped = 0;
     bool m_cut_noted = false;
     std::string m_write_error;
+    std::unique_ptr<audit::RedactStream> m_redact_out, m_redact_err;
     std::mutex m_mu;
 };
 

@@ -1,6 +1,10 @@
 #include "sandbox/run.hpp"
 
+#include "audit/redact_file.hpp"
+#include "sandbox/secret_files.hpp"
+
 #include "audit/report.hpp"
+#include "sandbox/cis.hpp"
 #include "sandbox/classify.hpp"
 #include "sandbox/copy.hpp"
 #include "sandbox/resources.hpp"
@@ -83,7 +87,16 @@ class Pipeline {
 public:
     Pipeline(docker::Client& client, const config::RunOptions& opts, const RunContext& ctx)
         : m_client(client), m_opts(opts), m_ctx(ctx), m_resources(client),
-          m_output(opts.output_cap, ctx.echo) {}
+          m_output(opts.output_cap, ctx.echo) {
+        // Secrets injected as variables travel with the env; the report lists names only.
+        std::vector<std::string> values;
+        for (const auto& secret : m_opts.secrets) {
+            if (!file_secrets()) m_opts.env.emplace_back(secret.name, secret.value);
+            values.push_back(secret.value);
+        }
+        m_redactor = audit::Redactor(values);
+        m_output.set_redactor(m_redactor);
+    }
 
     RunOutcome run();
 
@@ -96,16 +109,22 @@ private:
     Result<void> verify();
     Result<void> copy_in_step();
     Result<void> start_and_wait();
+    Result<void> choose_runtime(bool podman);
+    bool file_secrets() const {
+        return !m_opts.secrets.empty() && m_ctx.decision.secret_inject == "file";
+    }
     Result<void> collect();
+    Result<void> check_protected(const ChangeSet& changes);
     void teardown();
     void write_report();
     void say(const std::string& s) const {
-        if (m_ctx.say) m_ctx.say(s);
+        if (m_ctx.say) m_ctx.say(m_redactor.redact(s));
     }
 
     docker::Client& m_client;
-    const config::RunOptions& m_opts;
+    config::RunOptions m_opts; // a copy: preflight settles the runtime, secrets join the env
     const RunContext& m_ctx;
+    audit::Redactor m_redactor; // the run's secrets, kept out of everything written
     Resources m_resources;
     OutputSink m_output;
 
@@ -116,6 +135,9 @@ private:
     Manifest m_before;
     std::string m_image_id;
     std::string m_container_id;
+    std::string m_secrets_volume, m_secrets_holder; // file secrets: tmpfs volume, its holder
+    ContainerPlan m_plan;                           // what create asked for; verify compares
+    std::vector<std::string> m_create_warnings; // the engine's own word on what it did not apply
     ExitFacts m_facts;
     std::optional<Classification> m_class;
     Peaks m_peaks;
@@ -182,17 +204,7 @@ Result<void> Pipeline::preflight() {
                           {"version", v->version},
                           {"api_version", v->negotiated},
                           {"podman", v->podman}};
-    if (m_opts.runtime != "runc" && !v->podman) {
-        auto info = m_client.info();
-        if (!info) return info.error();
-        const json& rts = info->value("Runtimes", json::object());
-        if (!rts.contains(m_opts.runtime))
-            return make_error(ErrorKind::invalid_input,
-                              "--runtime: the engine has no runtime \"" + m_opts.runtime +
-                                  "\" (install it and register it in /etc/docker/daemon.json "
-                                  "\"runtimes\", or use --runtime runc; `airlock doctor` lists "
-                                  "what the engine has)");
-    }
+    if (auto r = choose_runtime(v->podman); !r) return r;
     auto img = m_client.image_inspect(m_opts.image);
     if (!img && img.error().kind == ErrorKind::not_found && !m_opts.pull_missing)
         return make_error(ErrorKind::not_found,
@@ -227,22 +239,32 @@ Result<void> Pipeline::preflight() {
 }
 
 Result<void> Pipeline::prepare() {
-    if (m_opts.workspace_mode != config::WorkspaceMode::volume) return {};
-    std::string vol = "airlock-" + m_run_id + "-workspace";
-    auto r = m_client.volume_create(vol, {{k_label_run, m_run_id}, {k_label_role, "workspace"}});
-    if (!r) return r;
-    m_resources.add_volume(vol);
+    if (m_opts.workspace_mode == config::WorkspaceMode::volume) {
+        std::string vol = "airlock-" + m_run_id + "-workspace";
+        auto r =
+            m_client.volume_create(vol, {{k_label_run, m_run_id}, {k_label_role, "workspace"}});
+        if (!r) return r;
+        m_resources.add_volume(vol);
+    }
+    if (file_secrets()) {
+        m_secrets_volume = "airlock-" + m_run_id + "-secrets";
+        auto holder = stage_secret_files(m_client, m_resources, m_run_id, m_secrets_volume,
+                                         m_opts.secrets, m_opts.user);
+        if (!holder) return holder.error();
+        m_secrets_holder = *holder;
+    }
     return {};
 }
 
 Result<void> Pipeline::create() {
-    ContainerPlan plan{m_run_id, m_image_id, "airlock-" + m_run_id + "-workspace",
-                       m_workspace.string()};
-    json body = build_create_body(m_opts, plan);
+    m_plan = ContainerPlan{m_run_id, m_image_id, "airlock-" + m_run_id + "-workspace",
+                           m_workspace.string(), m_secrets_volume};
+    json body = build_create_body(m_opts, m_plan);
     auto c = m_client.container_create("airlock-" + m_run_id, body);
     if (!c) return c.error();
     m_container_id = c->id;
     m_resources.add_container(c->id);
+    m_create_warnings = c->warnings;
     m_report["container"] = {{"id", c->id}, {"warnings", c->warnings}};
     for (const auto& w : c->warnings)
         say("engine warning: " + w);
@@ -252,13 +274,17 @@ Result<void> Pipeline::create() {
 Result<void> Pipeline::verify() {
     auto ins = m_client.container_inspect(m_container_id);
     if (!ins) return ins.error();
-    auto mismatches = verify_container(*ins, m_opts);
+    auto mismatches = verify_container(*ins, m_opts, m_plan, m_create_warnings);
+    m_report["cis"] = to_json(evaluate_cis(*ins, m_opts, m_plan));
     json list = json::array();
     for (const auto& m : mismatches)
         list.push_back({{"field", m.field}, {"expected", m.expected}, {"actual", m.actual}});
     m_report["enforcement"] = {{"verified", mismatches.empty()}, {"mismatches", list}};
     if (!mismatches.empty()) {
         const auto& m = mismatches.front();
+        if (m.field == "Warnings")
+            return make_error(ErrorKind::refused, "the engine warned at create: " + m.actual +
+                                                      "; refusing to start the task");
         return make_error(ErrorKind::refused, "the engine did not apply " + m.field + " (wanted " +
                                                   m.expected + ", got " + m.actual +
                                                   "); refusing to start the task");
@@ -325,6 +351,12 @@ Result<void> Pipeline::start_and_wait() {
     }
     m_facts.started = true;
     auto t_start = Clock::now();
+    // The agent's mount now keeps the secrets tmpfs alive; the holder has done its job.
+    if (!m_secrets_holder.empty()) {
+        if (auto r = m_client.container_remove(m_secrets_holder, docker::Force::yes); !r)
+            say("could not remove the secrets holder early: " + r.error().message);
+        m_secrets_holder.clear();
+    }
 
     // Stats begin after a second, so short tasks pay nothing for them; on cgroup v1 the
     // memory peak (max_usage) covers the whole life of the container anyway.
@@ -424,16 +456,91 @@ Result<void> Pipeline::collect() {
         if (!after) return after.error();
         changes = diff_manifests(m_before, *after);
     }
+    auto protected_result = check_protected(changes);
     json cj = to_json(changes);
     std::error_code ec;
     fs::create_directories(m_out / "changes", ec);
-    if (auto r = audit::write_json_file(m_out / "changes" / "manifest.json", cj); !r) return r;
+    if (auto r = audit::write_json_file(m_out / "changes" / "manifest.json", cj, &m_redactor); !r)
+        return r;
+    auto leaked = audit::redact_tree(m_out / "changes" / "files", m_redactor);
+    if (!leaked) return leaked.error();
+    if (!leaked->empty()) {
+        m_report["secrets_redacted_in"] = *leaked;
+        say("a secret was written into " + std::to_string(leaked->size()) +
+            " changed file(s); replaced by *** in the output (see report.json)");
+    }
     m_report["changes"] = {
         {"added", changes.added.size()},      {"modified", changes.modified.size()},
         {"deleted", changes.deleted.size()},  {"bytes", changes.bytes_added_or_modified},
         {"skipped", changes.skipped},         {"files", cj},
         {"manifest", "changes/manifest.json"}};
-    return {};
+    return protected_result;
+}
+
+Result<void> Pipeline::choose_runtime(bool podman) {
+    // Podman ignores Runtime; it runs its own configured runtime.
+    if (podman || (m_opts.runtimes.empty() && m_opts.runtime == "runc")) return {};
+    auto info = m_client.info();
+    if (!info) return info.error();
+    const json& rts = info->value("Runtimes", json::object());
+    std::vector<std::string> wanted = m_opts.runtimes;
+    if (wanted.empty()) wanted = {m_opts.runtime};
+    for (const auto& r : wanted)
+        if (rts.contains(r)) {
+            m_opts.runtime = r;
+            if (r != wanted.front())
+                say("runtime " + wanted.front() + " is not on the engine; using " + r +
+                    " (allowed by the policy)");
+            return {};
+        }
+    std::string list;
+    for (const auto& r : wanted)
+        list += (list.empty() ? "" : ", ") + r;
+    return make_error(ErrorKind::refused,
+                      "the engine has none of the allowed runtimes (" + list +
+                          "); install gVisor (apt-get install runsc) and register it in "
+                          "/etc/docker/daemon.json \"runtimes\", or use a policy that allows "
+                          "runc; `airlock doctor` lists what the engine has");
+}
+
+// Changes under protected paths are withheld from OUT and stop the run, unless approved.
+Result<void> Pipeline::check_protected(const ChangeSet& changes) {
+    if (!m_ctx.policy) return {};
+    json hits = json::array();
+    std::vector<std::string> paths;
+    auto visit = [&](const std::vector<FileEntry>& list, const char* kind) {
+        for (const auto& e : list)
+            if (auto glob = policy::protected_by(*m_ctx.policy, e.path)) {
+                hits.push_back({{"path", e.path}, {"change", kind}, {"pattern", *glob}});
+                paths.push_back(e.path);
+            }
+    };
+    visit(changes.added, "added");
+    visit(changes.modified, "modified");
+    visit(changes.deleted, "deleted");
+    if (paths.empty()) return {};
+    std::string list;
+    for (const auto& p : paths)
+        list += (list.empty() ? "" : ", ") + p;
+    policy::NoApprovals none;
+    const policy::Approvals& approvals = m_ctx.approvals ? *m_ctx.approvals : none;
+    if (auto who = approvals.grant("workspace.protected-change", list)) {
+        m_report["protected_changes"] = {{"changes", hits}, {"approved_by", *who}};
+        return {};
+    }
+    const bool withheld = m_opts.workspace_mode == config::WorkspaceMode::volume;
+    if (withheld)
+        for (const auto& p : paths) {
+            std::error_code ec;
+            fs::remove(m_out / "changes" / "files" / p, ec);
+        }
+    m_report["protected_changes"] = {{"changes", hits}, {"withheld", withheld}};
+    return make_error(ErrorKind::refused,
+                      "the task changed protected paths (" + list + "; workspace.protected from " +
+                          m_ctx.policy->origin("workspace/protected") + ")" +
+                          (withheld ? "; those changes were withheld from the output"
+                                    : "; with bind-rw the change is already in the workspace") +
+                          "; an approval for workspace.protected-change lets them through");
 }
 
 void Pipeline::teardown() {
@@ -451,8 +558,12 @@ void Pipeline::write_report() {
     m_report["run_id"] = m_run_id;
     m_report["command"] = m_opts.command;
     json env_names = json::array();
-    for (const auto& e : m_opts.env)
-        env_names.push_back(e.first); // names only, never values
+    for (const auto& e : m_opts.env) {
+        bool secret = false;
+        for (const auto& sec : m_opts.secrets)
+            secret = secret || sec.name == e.first;
+        if (!secret) env_names.push_back(e.first); // names only, never values
+    }
     m_report["workspace"] = {{"path", m_workspace.string()},
                              {"mode", config::to_string(m_opts.workspace_mode)}};
     m_report["limits"] = {{"memory_bytes", m_opts.memory},
@@ -470,6 +581,14 @@ void Pipeline::write_report() {
                           {"network", "none"},
                           {"env", env_names}};
     m_report["limits_origin"] = m_opts.origin;
+    if (m_ctx.policy) m_report["policy"] = policy::to_json(*m_ctx.policy);
+    json caps = json::array();
+    for (const auto& g : m_ctx.decision.capabilities)
+        caps.push_back(
+            {{"capability", g.capability}, {"detail", g.detail}, {"granted_by", g.granted_by}});
+    m_report["capabilities"] = caps;
+    m_report["secrets"] = {{"names", m_ctx.decision.secret_names},
+                           {"inject", m_ctx.decision.secret_inject}};
     m_report["steps"] = m_steps;
     m_report["output"] = {{"stdout_bytes", m_output.bytes_seen(docker::StreamId::stdout_)},
                           {"stderr_bytes", m_output.bytes_seen(docker::StreamId::stderr_)},
@@ -489,7 +608,7 @@ void Pipeline::write_report() {
                        "memory is the cgroup's max_usage where the engine reports it"}};
     }
     m_report["duration_ms"] = std::llround(ms_between(m_t0, Clock::now()));
-    auto r = audit::write_json_file(m_out / "report.json", m_report);
+    auto r = audit::write_json_file(m_out / "report.json", m_report, &m_redactor);
     if (!r) say(r.error().message);
 }
 
@@ -524,7 +643,7 @@ RunOutcome Pipeline::run() {
     json result;
     if (failure && !(m_class && failure->kind == ErrorKind::cancelled)) {
         out.exit_code = exit_code_for(*failure);
-        out.message = failure->message;
+        out.message = m_redactor.redact(failure->message);
         result = {{"outcome", failure->kind == ErrorKind::refused ? "refused" : "error"},
                   {"error_kind", util::to_string(failure->kind)},
                   {"message", failure->message}};

@@ -4,6 +4,7 @@
 
 #include "config/run_options.hpp"
 #include "docker/client.hpp"
+#include "policy/enforce.hpp"
 #include "sandbox/output.hpp"
 
 #include <filesystem>
@@ -13,9 +14,12 @@
 namespace airlock::sandbox {
 
 struct RunContext {
-    Echo echo = Echo::yes;                       // task output live on the terminal
-    std::function<void(const std::string&)> say; // airlock's own one-line messages
-    std::filesystem::path cwd;                   // for the default --out
+    Echo echo = Echo::yes;                        // task output live on the terminal
+    std::function<void(const std::string&)> say;  // airlock's own one-line messages
+    std::filesystem::path cwd;                    // for the default --out
+    const policy::Policy* policy = nullptr;       // effective policy; null means built-in only
+    policy::Decision decision;                    // what enforce() allowed
+    const policy::Approvals* approvals = nullptr; // null: nothing granted beyond the policy
 };
 
 struct RunOutcome {

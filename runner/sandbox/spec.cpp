@@ -1,5 +1,7 @@
 #include "sandbox/spec.hpp"
 
+#include <filesystem>
+
 namespace airlock::sandbox {
 
 using nlohmann::json;
@@ -27,6 +29,11 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
                           {"ReadOnly", o.workspace_mode == config::WorkspaceMode::bind_ro},
                           {"BindOptions", {{"Propagation", "rprivate"}}}});
     }
+    if (!plan.secrets_volume.empty())
+        mounts.push_back({{"Type", "volume"},
+                          {"Source", plan.secrets_volume},
+                          {"Target", k_secrets_mount},
+                          {"ReadOnly", true}});
 
     const auto mem = static_cast<std::int64_t>(o.memory);
     json host = {
@@ -74,7 +81,74 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
     };
 }
 
-std::vector<Mismatch> verify_container(const json& inspect, const config::RunOptions& o) {
+namespace {
+
+// Where engines put their API socket; "*" is any one path component (a uid).
+const std::vector<std::vector<std::string>>& engine_socket_paths() {
+    static const std::vector<std::vector<std::string>> paths = {
+        {"run", "docker.sock"},
+        {"var", "run", "docker.sock"},
+        {"run", "podman", "podman.sock"},
+        {"var", "run", "podman", "podman.sock"},
+        {"run", "containerd", "containerd.sock"},
+        {"var", "run", "containerd", "containerd.sock"},
+        {"run", "user", "*", "docker.sock"},
+        {"run", "user", "*", "podman", "podman.sock"},
+        {"var", "run", "user", "*", "docker.sock"},
+        {"var", "run", "user", "*", "podman", "podman.sock"},
+    };
+    return paths;
+}
+
+bool named_like_engine_socket(const std::filesystem::path& p) {
+    const auto name = p.filename().string();
+    return name == "docker.sock" || name == "podman.sock" || name == "containerd.sock";
+}
+
+std::vector<std::string> components(const std::string& path) {
+    std::vector<std::string> out;
+    for (const auto& c : std::filesystem::path(path).lexically_normal())
+        if (c != "/" && !c.empty()) out.push_back(c.string());
+    return out;
+}
+
+} // namespace
+
+bool mounts_engine_socket(const json& mount) {
+    const std::string source = mount.value("Source", "");
+    const std::string dest = mount.value("Destination", "");
+    if (named_like_engine_socket(std::filesystem::path(dest).lexically_normal()) ||
+        named_like_engine_socket(std::filesystem::path(source).lexically_normal()))
+        return true;
+    if (mount.value("Type", "") != "bind" || source.empty()) return false;
+    // A directory on the way to a socket ("/", "/run", "/run/user/1000") holds it too.
+    const auto have = components(source);
+    for (const auto& sock : engine_socket_paths()) {
+        if (have.size() >= sock.size()) continue;
+        bool prefix = true;
+        for (std::size_t i = 0; i < have.size() && prefix; ++i)
+            prefix = sock[i] == "*" || sock[i] == have[i];
+        if (prefix) return true;
+    }
+    return false;
+}
+
+std::vector<std::string> security_opt_values(const json& security_opt, std::string_view key) {
+    std::vector<std::string> out;
+    if (!security_opt.is_array()) return out;
+    for (const auto& item : security_opt) {
+        if (!item.is_string()) continue;
+        const std::string s = item.get<std::string>();
+        const auto sep = s.find_first_of("=:");
+        if (s.substr(0, sep) != key) continue;
+        out.push_back(sep == std::string::npos ? std::string() : s.substr(sep + 1));
+    }
+    return out;
+}
+
+std::vector<Mismatch> verify_container(const json& inspect, const config::RunOptions& o,
+                                       const ContainerPlan& plan,
+                                       const std::vector<std::string>& create_warnings) {
     std::vector<Mismatch> out;
     const json empty = json::object();
     const json& hc = inspect.contains("HostConfig") ? inspect["HostConfig"] : empty;
@@ -85,6 +159,7 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
     auto get = [](const json& j, const char* k) { return j.contains(k) ? j[k] : json(); };
     const auto mem = static_cast<std::int64_t>(o.memory);
     check("User", get(cfg, "User"), o.user);
+    if (!plan.image_id.empty()) check("Image", get(inspect, "Image"), plan.image_id);
     check("HostConfig.Privileged", get(hc, "Privileged"), false);
     check("HostConfig.ReadonlyRootfs", get(hc, "ReadonlyRootfs"), true);
     check("HostConfig.CapDrop", get(hc, "CapDrop"), json::array({"ALL"}));
@@ -97,6 +172,9 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
     json cap_add = get(hc, "CapAdd");
     if (!cap_add.is_null() && !(cap_add.is_array() && cap_add.empty()))
         out.push_back({"HostConfig.CapAdd", "[]", cap_add.dump()});
+    json devices = get(hc, "Devices");
+    if (!devices.is_null() && !(devices.is_array() && devices.empty()))
+        out.push_back({"HostConfig.Devices", "[]", devices.dump()});
     json ulimits = get(hc, "Ulimits");
     for (const auto& [name, value] :
          {std::pair<const char*, std::int64_t>{"nofile", o.nofile}, {"nproc", o.nproc}}) {
@@ -116,26 +194,61 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
             std::string::npos)
         out.push_back(
             {"HostConfig.Tmpfs./tmp", "size=" + std::to_string(o.tmpfs_size), tmpfs.dump()});
+    const json security_opt = get(hc, "SecurityOpt");
     bool nnp = false;
-    if (hc.contains("SecurityOpt") && hc["SecurityOpt"].is_array())
-        for (const auto& s : hc["SecurityOpt"])
-            if (s == "no-new-privileges:true" || s == "no-new-privileges") nnp = true;
+    for (const auto& v : security_opt_values(security_opt, "no-new-privileges"))
+        if (v.empty() || v == "true") nnp = true;
     if (!nnp)
-        out.push_back(
-            {"HostConfig.SecurityOpt", "no-new-privileges:true", get(hc, "SecurityOpt").dump()});
+        out.push_back({"HostConfig.SecurityOpt", "no-new-privileges:true", security_opt.dump()});
+    for (const auto& v : security_opt_values(security_opt, "seccomp"))
+        if (v == "unconfined")
+            out.push_back({"HostConfig.SecurityOpt.seccomp", "the engine's default profile",
+                           "seccomp=unconfined"});
+    for (const auto& v : security_opt_values(security_opt, "apparmor"))
+        if (v == "unconfined")
+            out.push_back({"HostConfig.SecurityOpt.apparmor", "the engine's default profile",
+                           "apparmor=unconfined"});
+    // Empty where the host has no AppArmor; "unconfined" only when something opted out.
+    if (get(inspect, "AppArmorProfile") == "unconfined")
+        out.push_back({"AppArmorProfile", "docker-default (or none without AppArmor on the host)",
+                       "unconfined"});
     for (const char* ns : {"PidMode", "IpcMode", "UTSMode", "UsernsMode"}) {
         auto v = get(hc, ns);
         if (v.is_string() && v.get<std::string>().rfind("host", 0) == 0)
             out.push_back({std::string("HostConfig.") + ns, "not host", v.dump()});
     }
-    if (inspect.contains("Mounts") && inspect["Mounts"].is_array()) {
-        for (const auto& m : inspect["Mounts"]) {
-            std::string dest = m.value("Destination", "");
-            if (dest != "/workspace") {
+    const bool volume_mode = o.workspace_mode == config::WorkspaceMode::volume;
+    const std::string want_workspace =
+        volume_mode ? "volume " + plan.workspace_volume : "bind " + plan.workspace_host_path;
+    bool workspace_seen = false;
+    const json mounts = get(inspect, "Mounts");
+    if (mounts.is_array()) {
+        for (const auto& m : mounts) {
+            const std::string dest = m.value("Destination", "");
+            const std::string type = m.value("Type", "");
+            const std::string source = m.value("Source", "");
+            if (mounts_engine_socket(m)) {
                 out.push_back(
-                    {"Mounts", "only /workspace", dest + " from " + m.value("Source", "")});
+                    {"Mounts", "no container engine socket", type + " " + source + " at " + dest});
                 continue;
             }
+            if (dest == k_secrets_mount && !plan.secrets_volume.empty()) {
+                const bool rw = !m.contains("RW") || !m["RW"].is_boolean() || m["RW"].get<bool>();
+                if (type != "volume" || m.value("Name", "") != plan.secrets_volume || rw)
+                    out.push_back({"Mounts./run/secrets", "read-only volume " + plan.secrets_volume,
+                                   type + " " + m.value("Name", source) + (rw ? " rw" : " ro")});
+                continue;
+            }
+            if (dest != k_workspace_path) {
+                out.push_back({"Mounts", "only /workspace", dest + " from " + source});
+                continue;
+            }
+            workspace_seen = true;
+            // A volume's Source is its directory on the engine host; its Name is what we made.
+            const std::string what = type == "volume" ? m.value("Name", "") : source;
+            if (volume_mode ? (type != "volume" || what != plan.workspace_volume)
+                            : (type != "bind" || source != plan.workspace_host_path))
+                out.push_back({"Mounts./workspace", want_workspace, type + " " + what});
             const bool want_rw = o.workspace_mode != config::WorkspaceMode::bind_ro;
             const bool rw = m.contains("RW") && m["RW"].is_boolean() ? m["RW"].get<bool>() : true;
             if (rw != want_rw)
@@ -143,6 +256,14 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
                     {"Mounts./workspace.RW", want_rw ? "true" : "false", rw ? "true" : "false"});
         }
     }
+    if (!workspace_seen) out.push_back({"Mounts./workspace", want_workspace, "no mount"});
+    // The engine says it dropped or changed something it was asked for (e.g. a limit the kernel
+    // lacks): the container is not the one planned. Last, so a named field is reported first.
+    for (const auto& w : create_warnings)
+        out.push_back({"Warnings", "none", w});
+    const json rules = get(hc, "DeviceCgroupRules");
+    if (rules.is_array() && !rules.empty())
+        out.push_back({"HostConfig.DeviceCgroupRules", "[]", rules.dump()});
     return out;
 }
 

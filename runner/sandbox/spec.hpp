@@ -6,18 +6,22 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace airlock::sandbox {
 
 inline constexpr const char* k_label_run = "io.airlock.run";
 inline constexpr const char* k_label_role = "io.airlock.role";
 inline constexpr const char* k_workspace_path = "/workspace";
+inline constexpr const char* k_secrets_mount = "/run/secrets";
 
 struct ContainerPlan {
     std::string run_id;
     std::string image_id;            // sha256:... so the run uses exactly what was resolved
     std::string workspace_volume;    // volume mode
     std::string workspace_host_path; // bind modes: absolute path
+    std::string secrets_volume;      // file secrets: tmpfs volume, read-only at /run/secrets
 };
 
 // The POST /containers/create body with the hardening of DESIGN.md applied.
@@ -29,7 +33,20 @@ struct Mismatch {
     std::string expected;
     std::string actual;
 };
+// Every setting the plan asked for, no seccomp/AppArmor opt-out, no engine socket, no device,
+// no mount but the plan's workspace, and no create warning (each says something was not applied).
 std::vector<Mismatch> verify_container(const nlohmann::json& inspect,
-                                       const config::RunOptions& opts);
+                                       const config::RunOptions& opts, const ContainerPlan& plan,
+                                       const std::vector<std::string>& create_warnings);
+
+// Whether an inspect `Mounts` entry hands a container engine's API socket (and so the host) to
+// the container: its Source is the socket or a directory holding one, or its Destination is
+// named like one.
+bool mounts_engine_socket(const nlohmann::json& mount);
+
+// The values given for `key` in HostConfig.SecurityOpt, in order: "key=value" or the legacy
+// "key:value"; a bare "key" gives "".
+std::vector<std::string> security_opt_values(const nlohmann::json& security_opt,
+                                             std::string_view key);
 
 } // namespace airlock::sandbox

@@ -46,6 +46,16 @@ nlohmann::json read_report(const fs::path& out) {
     return nlohmann::json::parse(read_file(out / "report.json"));
 }
 
+std::vector<std::string> run_args(const fs::path& ws, const fs::path& out,
+                                  std::vector<std::string> extra, std::vector<std::string> cmd) {
+    std::vector<std::string> a = {"run",         "--quiet",   "--pull", "never",
+                                  "--workspace", ws.string(), "--out",  out.string()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    a.push_back("--");
+    a.insert(a.end(), cmd.begin(), cmd.end());
+    return a;
+}
+
 Proc run_airlock(const std::vector<std::string>& args, const ProcOptions& opts) {
     TempDir capture;
     fs::path out_file = capture.path() / "out", err_file = capture.path() / "err";

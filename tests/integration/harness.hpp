@@ -27,6 +27,9 @@ struct ProcOptions {
 };
 
 Proc run_airlock(const std::vector<std::string>& args, const ProcOptions& opts = {});
+// `run --quiet --pull never --workspace WS --out OUT EXTRA... -- CMD...`
+std::vector<std::string> run_args(const std::filesystem::path& ws, const std::filesystem::path& out,
+                                  std::vector<std::string> extra, std::vector<std::string> cmd);
 
 // The engine from DOCKER_HOST or the default socket. With CI=true an unreachable engine fails
 // the test; elsewhere the caller skips (returns false) with a warning.

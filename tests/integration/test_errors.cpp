@@ -11,11 +11,12 @@ namespace fs = std::filesystem;
 TEST_CASE("a missing image is a clear error with exit 125", "[integration][errors]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
-    auto p = run_airlock({"run", "--pull", "never", "--image", "airlock-test/missing:none",
+    auto p = run_airlock({"run", "--pull", "never", "--image", "airlock/missing-for-test:none",
                           "--workspace", ws.path().string(), "--out", (out.path() / "r").string(),
                           "--", "true"});
     CHECK(p.exit_code == 125);
-    CHECK(p.err.find("image airlock-test/missing:none: not on the engine") != std::string::npos);
+    CHECK(p.err.find("image airlock/missing-for-test:none: not on the engine") !=
+          std::string::npos);
     require_nothing_left(p);
 }
 

@@ -11,26 +11,12 @@
 using namespace airlock::test;
 namespace fs = std::filesystem;
 
-namespace {
-
-std::vector<std::string> args_for(const fs::path& ws, const fs::path& out,
-                                  std::vector<std::string> extra, std::vector<std::string> cmd) {
-    std::vector<std::string> a = {"run",         "--quiet",   "--pull", "never",
-                                  "--workspace", ws.string(), "--out",  out.string()};
-    a.insert(a.end(), extra.begin(), extra.end());
-    a.push_back("--");
-    a.insert(a.end(), cmd.begin(), cmd.end());
-    return a;
-}
-
-} // namespace
-
 TEST_CASE("stdout and stderr stay apart, live and in the logs", "[integration][run]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
     ProcOptions po;
     auto args =
-        args_for(ws.path(), out.path() / "run", {}, {"sh", "-c", "echo to-out; echo to-err >&2"});
+        run_args(ws.path(), out.path() / "run", {}, {"sh", "-c", "echo to-out; echo to-err >&2"});
     args.erase(args.begin() + 1); // not --quiet: the terminal gets the output too
     auto p = run_airlock(args, po);
     INFO(p.err);
@@ -49,7 +35,7 @@ TEST_CASE("stdout and stderr stay apart, live and in the logs", "[integration][r
 TEST_CASE("the task's exit code passes through", "[integration][run]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {}, {"sh", "-c", "exit 42"}));
+    auto p = run_airlock(run_args(ws.path(), out.path() / "run", {}, {"sh", "-c", "exit 42"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 42);
     auto rep = read_report(out.path() / "run");
@@ -63,7 +49,7 @@ TEST_CASE("a memory hog is OOM-killed and reported as such", "[integration][limi
     REQUIRE_ENGINE();
     TempDir ws, out;
     // tail keeps the whole "line" of zeros in memory.
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {"--memory", "32m"},
+    auto p = run_airlock(run_args(ws.path(), out.path() / "run", {"--memory", "32m"},
                                   {"sh", "-c", "head -c 300m /dev/zero | tail"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 137);
@@ -79,7 +65,7 @@ TEST_CASE("a fork bomb is held by the pids limit", "[integration][limits]") {
     TempDir ws, out;
     // 100 background sleepers under a limit of 32 processes: the shell cannot fork them all.
     auto p = run_airlock(
-        args_for(ws.path(), out.path() / "run", {"--pids", "32", "--timeout", "60s"},
+        run_args(ws.path(), out.path() / "run", {"--pids", "32", "--timeout", "60s"},
                  {"sh", "-c", "for i in $(seq 1 100); do sleep 30 & done; echo spawned-all"}));
     INFO(p.err);
     CHECK(p.exit_code != 0);
@@ -96,7 +82,7 @@ TEST_CASE("the same task under the default pids limit does fork them all",
     REQUIRE_ENGINE();
     TempDir ws, out;
     auto p = run_airlock(
-        args_for(ws.path(), out.path() / "run", {},
+        run_args(ws.path(), out.path() / "run", {},
                  {"sh", "-c",
                   "for i in $(seq 1 100); do sleep 30 & done; echo spawned-all; kill $(jobs -p)"}));
     INFO(p.err);
@@ -107,7 +93,7 @@ TEST_CASE("the same task under the default pids limit does fork them all",
 TEST_CASE("a task past --timeout is stopped and exits 124", "[integration][limits]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run",
+    auto p = run_airlock(run_args(ws.path(), out.path() / "run",
                                   {"--timeout", "2s", "--grace", "1s"}, {"sleep", "60"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 124);
@@ -121,7 +107,7 @@ TEST_CASE("a task past --timeout is stopped and exits 124", "[integration][limit
 TEST_CASE("the root filesystem is read-only and the user is not root", "[integration][hardening]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
+    auto p = run_airlock(run_args(ws.path(), out.path() / "run", {},
                                   {"sh", "-c",
                                    "id -u; touch /etc/airlock-probe || echo ro; "
                                    "touch /tmp/ok && echo tmp-writable; "
@@ -143,7 +129,7 @@ TEST_CASE("the container has no network interface but lo", "[integration][harden
     REQUIRE_ENGINE();
     TempDir ws, out;
     auto p =
-        run_airlock(args_for(ws.path(), out.path() / "run", {},
+        run_airlock(run_args(ws.path(), out.path() / "run", {},
                              {"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 0);
@@ -167,7 +153,7 @@ TEST_CASE("volume mode: changes come back out, the checkout is untouched",
         return m;
     };
     auto before = snapshot();
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {},
+    auto p = run_airlock(run_args(ws.path(), out.path() / "run", {},
                                   {"sh", "-c",
                                    "echo after > edit.txt; rm gone.txt; "
                                    "mkdir -p new/dir && echo fresh > new/dir/added.txt; "
@@ -218,7 +204,7 @@ TEST_CASE("SIGINT mid-run leaves no container, volume or network", "[integration
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     };
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {}, {"sleep", "120"}), po);
+    auto p = run_airlock(run_args(ws.path(), out.path() / "run", {}, {"sleep", "120"}), po);
     INFO(p.err);
     REQUIRE(saw_container);
     CHECK(p.exit_code == 130);
@@ -234,7 +220,8 @@ TEST_CASE("1 GiB of output passes with bounded memory", "[integration][output]")
     ProcOptions po;
     po.discard_stdout = true;
     auto args =
-        args_for(ws.path(), out.path() / "run", {"--output-cap", "2g", "--timeout", "10m"},
+        run_args(ws.path(), out.path() / "run",
+                 {"--policy", "permissive", "--output-cap", "2g", "--timeout", "10m"},
                  {"sh", "-c",
                   "yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
                   " | head -c 1073741824"});
@@ -255,7 +242,7 @@ TEST_CASE("1 GiB of output passes with bounded memory", "[integration][output]")
 TEST_CASE("output past the cap is cut and the cut recorded", "[integration][output]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
-    auto p = run_airlock(args_for(ws.path(), out.path() / "run", {"--output-cap", "1k"},
+    auto p = run_airlock(run_args(ws.path(), out.path() / "run", {"--output-cap", "1k"},
                                   {"sh", "-c", "head -c 5000 /dev/zero | tr '\\0' a"}));
     INFO(p.err);
     REQUIRE(p.exit_code == 0);

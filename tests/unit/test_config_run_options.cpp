@@ -420,3 +420,24 @@ TEST_CASE("an env error from the task file names the task file after merging fla
     REQUIRE_FALSE(o.ok());
     CHECK_THAT(o.error().message, Catch::StartsWith("task.json: /env"));
 }
+
+TEST_CASE("task-file mistakes: line and column, closest name, duplicate keys", "[config][task]") {
+    auto bad = parse_task_json("{\n  \"image\": \"x\",\n  \"memory\": 2g\n}", "t.json", k_base);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().message ==
+          "t.json: not valid JSON at line 3, column 14: syntax error while parsing object - "
+          "invalid literal; last read: '2g'; expected '}'");
+    auto typo = parse_task_json(R"({"memroy": "1g"})", "t.json", k_base);
+    REQUIRE_FALSE(typo.ok());
+    CHECK(typo.error().message == "t.json: /memroy: unknown field (did you mean \"memory\"?)");
+    auto dup = parse_task_json(R"({"memory": "1g", "memory": "64g"})", "t.json", k_base);
+    REQUIRE_FALSE(dup.ok());
+    CHECK(dup.error().message ==
+          "t.json: the key \"memory\" appears twice in one object (keep one)");
+}
+
+TEST_CASE("a number too large for JSON is an error, not a crash", "[config][task]") {
+    auto big = parse_task_json(R"({"memory": 1e400})", "t.json", k_base);
+    REQUIRE_FALSE(big.ok());
+    CHECK(big.error().message == "t.json: not valid JSON: number overflow parsing '1e400'");
+}

@@ -236,7 +236,7 @@ TEST_CASE("verify_container finds nothing wrong with what was asked for", "[sand
         RunOptions o = default_options();
         o.workspace_mode = mode;
         const json inspect = inspect_from(build_create_body(o, plan()));
-        auto ms = verify_container(inspect, o);
+        auto ms = verify_container(inspect, o, plan(), {});
         INFO(to_string(mode) << "\n" << describe(ms));
         CHECK(ms.empty());
     }
@@ -246,7 +246,7 @@ TEST_CASE("verify_container accepts the bare no-new-privileges form", "[sandbox]
     const auto o = default_options();
     json inspect = inspect_from(build_create_body(o, plan()));
     inspect["HostConfig"]["SecurityOpt"] = json::array({"label=disable", "no-new-privileges"});
-    auto ms = verify_container(inspect, o);
+    auto ms = verify_container(inspect, o, plan(), {});
     INFO(describe(ms));
     CHECK(ms.empty());
 }
@@ -272,7 +272,7 @@ TEST_CASE("verify_container names each hardening field the engine did not apply"
         {"HostConfig.NetworkMode", [](json& j) { j["HostConfig"]["NetworkMode"] = "host"; }},
         {"HostConfig.NetworkMode", [](json& j) { j["HostConfig"]["NetworkMode"] = "bridge"; }},
         {"HostConfig.SecurityOpt",
-         [](json& j) { j["HostConfig"]["SecurityOpt"] = json::array({"seccomp=unconfined"}); }},
+         [](json& j) { j["HostConfig"]["SecurityOpt"] = json::array({"label=disable"}); }},
         {"HostConfig.SecurityOpt", [](json& j) { j["HostConfig"].erase("SecurityOpt"); }},
         {"HostConfig.PidMode", [](json& j) { j["HostConfig"]["PidMode"] = "host"; }},
         {"HostConfig.IpcMode", [](json& j) { j["HostConfig"]["IpcMode"] = "host"; }},
@@ -296,7 +296,7 @@ TEST_CASE("verify_container names each hardening field the engine did not apply"
     for (const auto& t : tampers) {
         json inspect = good;
         t.apply(inspect);
-        auto ms = verify_container(inspect, o);
+        auto ms = verify_container(inspect, o, plan(), {});
         INFO("tampered " << t.field << "\n" << describe(ms));
         CHECK(names_field(ms, t.field));
         CHECK(ms.size() == 1);
@@ -307,7 +307,7 @@ TEST_CASE("a mismatch says what was expected and what was found", "[sandbox][spe
     const auto o = default_options();
     json inspect = inspect_from(build_create_body(o, plan()));
     inspect["HostConfig"]["Memory"] = 4294967296LL;
-    auto ms = verify_container(inspect, o);
+    auto ms = verify_container(inspect, o, plan(), {});
     REQUIRE(ms.size() == 1);
     CHECK(ms[0].field == "HostConfig.Memory");
     CHECK(ms[0].expected == "2147483648");
@@ -317,7 +317,7 @@ TEST_CASE("a mismatch says what was expected and what was found", "[sandbox][spe
     sock["Mounts"].push_back({{"Type", "bind"},
                               {"Source", "/var/run/docker.sock"},
                               {"Destination", "/var/run/docker.sock"}});
-    auto ms2 = verify_container(sock, o);
+    auto ms2 = verify_container(sock, o, plan(), {});
     REQUIRE(ms2.size() == 1);
     CHECK(ms2[0].field == "Mounts");
     CHECK_THAT(ms2[0].actual, Catch::Contains("/var/run/docker.sock"));
@@ -325,7 +325,7 @@ TEST_CASE("a mismatch says what was expected and what was found", "[sandbox][spe
 
 TEST_CASE("verify_container reports an inspect answer without HostConfig", "[sandbox][spec]") {
     const auto o = default_options();
-    auto ms = verify_container(json::object(), o);
+    auto ms = verify_container(json::object(), o, plan(), {});
     for (const char* field :
          {"User", "HostConfig.Privileged", "HostConfig.ReadonlyRootfs", "HostConfig.CapDrop",
           "HostConfig.Memory", "HostConfig.MemorySwap", "HostConfig.NanoCpus",
@@ -340,36 +340,263 @@ TEST_CASE("verify_container checks against the options, not defaults", "[sandbox
     o.memory = 512ull << 20;
     o.user = "1234:1234";
     const json inspect = inspect_from(build_create_body(o, plan()));
-    CHECK(verify_container(inspect, o).empty());
+    CHECK(verify_container(inspect, o, plan(), {}).empty());
 
-    const auto ms = verify_container(inspect, default_options());
+    const auto ms = verify_container(inspect, default_options(), plan(), {});
     CHECK(names_field(ms, "HostConfig.Memory"));
     CHECK(names_field(ms, "HostConfig.MemorySwap"));
     CHECK(names_field(ms, "User"));
 }
 
-// Regression (runner/sandbox/spec.cpp, verify_container): HostConfig.CapAdd is never compared, though
-// the plan sets it to []. With CapDrop ["ALL"] the engine grants exactly CapAdd, so a container
-// that came up with CapAdd ["SYS_ADMIN"] passes verification.
+// Regression (runner/sandbox/spec.cpp, verify_container): HostConfig.CapAdd is never compared,
+// though the plan sets it to []. With CapDrop ["ALL"] the engine grants exactly CapAdd, so a
+// container that came up with CapAdd ["SYS_ADMIN"] passes verification.
 TEST_CASE("verify_container notices added capabilities", "[sandbox][spec]") {
     const auto o = default_options();
     json inspect = inspect_from(build_create_body(o, plan()));
     inspect["HostConfig"]["CapAdd"] = json::array({"SYS_ADMIN"});
-    auto ms = verify_container(inspect, o);
+    auto ms = verify_container(inspect, o, plan(), {});
     INFO(describe(ms));
     CHECK(names_field(ms, "HostConfig.CapAdd"));
 }
 
-// Regression (runner/sandbox/spec.cpp, verify_container): only the mount destination is checked, so in
-// bind-ro mode a /workspace mount that the engine made writable (RW true) passes verification.
-TEST_CASE("verify_container notices a writable workspace in bind-ro mode",
-          "[sandbox][spec]") {
+// Regression (runner/sandbox/spec.cpp, verify_container): only the mount destination is checked, so
+// in bind-ro mode a /workspace mount that the engine made writable (RW true) passes verification.
+TEST_CASE("verify_container notices a writable workspace in bind-ro mode", "[sandbox][spec]") {
     RunOptions o = default_options();
     o.workspace_mode = WorkspaceMode::bind_ro;
     json inspect = inspect_from(build_create_body(o, plan()));
     REQUIRE(inspect["Mounts"][0]["RW"] == false);
     inspect["Mounts"][0]["RW"] = true;
-    auto ms = verify_container(inspect, o);
+    auto ms = verify_container(inspect, o, plan(), {});
     INFO(describe(ms));
     CHECK(names_field(ms, "Mounts./workspace.RW"));
+}
+
+TEST_CASE("verify_container refuses seccomp and AppArmor opt-outs", "[sandbox][spec]") {
+    const auto o = default_options();
+    const json good = inspect_from(build_create_body(o, plan()));
+    const std::vector<std::pair<std::string, std::string>> opt_outs = {
+        {"seccomp=unconfined", "HostConfig.SecurityOpt.seccomp"},
+        {"seccomp:unconfined", "HostConfig.SecurityOpt.seccomp"},
+        {"apparmor=unconfined", "HostConfig.SecurityOpt.apparmor"},
+        {"apparmor:unconfined", "HostConfig.SecurityOpt.apparmor"},
+    };
+    for (const auto& [opt, field] : opt_outs) {
+        json inspect = good;
+        inspect["HostConfig"]["SecurityOpt"].push_back(opt);
+        auto ms = verify_container(inspect, o, plan(), {});
+        INFO(opt << "\n" << describe(ms));
+        REQUIRE(ms.size() == 1);
+        CHECK(ms[0].field == field);
+        CHECK_THAT(ms[0].actual, Catch::Contains("unconfined"));
+    }
+
+    json unconfined = good;
+    unconfined["AppArmorProfile"] = "unconfined";
+    auto ms = verify_container(unconfined, o, plan(), {});
+    INFO(describe(ms));
+    REQUIRE(ms.size() == 1);
+    CHECK(ms[0].field == "AppArmorProfile");
+
+    // A profile of one's own is no opt-out.
+    json custom = good;
+    custom["HostConfig"]["SecurityOpt"].push_back("seccomp={\"defaultAction\":\"SCMP_ACT_ERRNO\"}");
+    custom["AppArmorProfile"] = "docker-default";
+    CHECK(verify_container(custom, o, plan(), {}).empty());
+}
+
+TEST_CASE("verify_container refuses any mount of a container engine socket", "[sandbox][spec]") {
+    const auto o = default_options();
+    const json good = inspect_from(build_create_body(o, plan()));
+    const std::vector<std::pair<std::string, std::string>> mounts = {
+        {"/var/run/docker.sock", "/var/run/docker.sock"},
+        {"/run/docker.sock", "/tmp/engine"},
+        {"/run/podman/podman.sock", "/run/podman/podman.sock"},
+        {"/run/user/1000/podman/podman.sock", "/tmp/p.sock"},
+        {"/home/dev/.docker/run/docker.sock", "/sock"},
+        {"/run/containerd/containerd.sock", "/c.sock"},
+        {"/run", "/host-run"},       // holds docker.sock
+        {"/var/run/", "/host-run"},  // the same, spelled otherwise
+        {"/run/user/1000", "/home"}, // a rootless engine's socket
+        {"/", "/host"},
+    };
+    for (const auto& [source, dest] : mounts) {
+        json inspect = good;
+        inspect["Mounts"].push_back(
+            {{"Type", "bind"}, {"Source", source}, {"Destination", dest}, {"RW", true}});
+        auto ms = verify_container(inspect, o, plan(), {});
+        INFO(source << " at " << dest << "\n" << describe(ms));
+        REQUIRE(ms.size() == 1);
+        CHECK(ms[0].field == "Mounts");
+        CHECK(ms[0].expected == "no container engine socket");
+        CHECK_THAT(ms[0].actual, Catch::Contains(source));
+    }
+}
+
+TEST_CASE("mounts_engine_socket tells engine sockets from ordinary paths", "[sandbox][spec]") {
+    using airlock::sandbox::mounts_engine_socket;
+    auto bind = [](const std::string& source, const std::string& dest = "/workspace") {
+        return json{{"Type", "bind"}, {"Source", source}, {"Destination", dest}};
+    };
+    for (const char* p :
+         {"/", "/run", "/var", "/var/run", "/run/docker.sock", "/run/podman", "/run/user",
+          "/run/user/1000/", "/run/user/0/podman", "/srv/podman.sock"}) {
+        INFO(p);
+        CHECK(mounts_engine_socket(bind(p)));
+    }
+    for (const char* p : {"/home/dev/project", "/tmp/airlock-test-x", "/run/user/1000/project",
+                          "/var/lib/airlock", "/runner/work", "/srv/docker.socket"}) {
+        INFO(p);
+        CHECK_FALSE(mounts_engine_socket(bind(p)));
+    }
+    CHECK(mounts_engine_socket(bind("/tmp/proxy", "/var/run/docker.sock")));
+    // A volume's Source is its data directory on the engine host, never a socket.
+    CHECK_FALSE(mounts_engine_socket({{"Type", "volume"},
+                                      {"Name", "airlock-x-workspace"},
+                                      {"Source", "/var/lib/docker/volumes/x/_data"},
+                                      {"Destination", "/workspace"}}));
+}
+
+TEST_CASE("verify_container accepts only the declared workspace mount", "[sandbox][spec]") {
+    struct Case {
+        const char* what;
+        WorkspaceMode mode;
+        std::function<void(json&)> apply;
+        const char* field;
+    };
+    const std::vector<Case> cases = {
+        {"another volume", WorkspaceMode::volume,
+         [](json& j) { j["Mounts"][0]["Name"] = "someone-elses-volume"; }, "Mounts./workspace"},
+        {"a bind instead of the volume", WorkspaceMode::volume,
+         [](json& j) {
+             j["Mounts"][0] = {{"Type", "bind"},
+                               {"Source", "/home/dev/project"},
+                               {"Destination", "/workspace"},
+                               {"RW", true}};
+         },
+         "Mounts./workspace"},
+        {"another host path", WorkspaceMode::bind_ro,
+         [](json& j) { j["Mounts"][0]["Source"] = "/home/dev"; }, "Mounts./workspace"},
+        {"a volume instead of the bind", WorkspaceMode::bind_rw,
+         [](json& j) {
+             j["Mounts"][0] = {{"Type", "volume"},
+                               {"Name", "x"},
+                               {"Source", "/var/lib/docker/volumes/x/_data"},
+                               {"Destination", "/workspace"},
+                               {"RW", true}};
+         },
+         "Mounts./workspace"},
+        {"no workspace at all", WorkspaceMode::volume, [](json& j) { j["Mounts"] = json::array(); },
+         "Mounts./workspace"},
+        {"an extra bind", WorkspaceMode::bind_rw,
+         [](json& j) {
+             j["Mounts"].push_back({{"Type", "bind"},
+                                    {"Source", "/home/dev/.ssh"},
+                                    {"Destination", "/data"},
+                                    {"RW", false}});
+         },
+         "Mounts"},
+    };
+    for (const auto& c : cases) {
+        RunOptions o = default_options();
+        o.workspace_mode = c.mode;
+        json inspect = inspect_from(build_create_body(o, plan()));
+        c.apply(inspect);
+        auto ms = verify_container(inspect, o, plan(), {});
+        INFO(c.what << "\n" << describe(ms));
+        REQUIRE(ms.size() == 1);
+        CHECK(ms[0].field == c.field);
+    }
+
+    RunOptions ro = default_options();
+    ro.workspace_mode = WorkspaceMode::bind_ro;
+    json moved = inspect_from(build_create_body(ro, plan()));
+    moved["Mounts"][0]["Source"] = "/home/dev";
+    const auto ms = verify_container(moved, ro, plan(), {});
+    REQUIRE(ms.size() == 1);
+    CHECK(ms[0].expected == "bind /home/dev/project");
+    CHECK(ms[0].actual == "bind /home/dev");
+}
+
+TEST_CASE("verify_container refuses host devices", "[sandbox][spec]") {
+    const auto o = default_options();
+    json inspect = inspect_from(build_create_body(o, plan()));
+    inspect["HostConfig"]["Devices"] = json::array({{{"PathOnHost", "/dev/kvm"},
+                                                     {"PathInContainer", "/dev/kvm"},
+                                                     {"CgroupPermissions", "rwm"}}});
+    auto ms = verify_container(inspect, o, plan(), {});
+    INFO(describe(ms));
+    REQUIRE(ms.size() == 1);
+    CHECK(ms[0].field == "HostConfig.Devices");
+    CHECK_THAT(ms[0].actual, Catch::Contains("/dev/kvm"));
+
+    inspect["HostConfig"]["Devices"] = json::array();
+    CHECK(verify_container(inspect, o, plan(), {}).empty());
+    inspect["HostConfig"]["Devices"] = nullptr;
+    CHECK(verify_container(inspect, o, plan(), {}).empty());
+}
+
+TEST_CASE("every engine create warning is a mismatch", "[sandbox][spec]") {
+    const auto o = default_options();
+    const json inspect = inspect_from(build_create_body(o, plan()));
+    const std::vector<std::string> warnings = {
+        "Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
+        "Memory limited without swap.",
+        "Your kernel does not support pids limit capabilities or the cgroup is not mounted. PIDs "
+        "limit discarded."};
+    auto ms = verify_container(inspect, o, plan(), warnings);
+    INFO(describe(ms));
+    REQUIRE(ms.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        CHECK(ms[i].field == "Warnings");
+        CHECK(ms[i].expected == "none");
+        CHECK(ms[i].actual == warnings[i]);
+    }
+
+    // A field the engine did not apply is named before the warning that explains it.
+    json no_swap = inspect;
+    no_swap["HostConfig"]["MemorySwap"] = -1;
+    auto both = verify_container(no_swap, o, plan(), {warnings[0]});
+    REQUIRE(both.size() == 2);
+    CHECK(both[0].field == "HostConfig.MemorySwap");
+    CHECK(both[1].field == "Warnings");
+}
+
+TEST_CASE("verify_container checks the image and device cgroup rules", "[sandbox][spec]") {
+    const auto o = default_options();
+    json inspect = inspect_from(build_create_body(o, plan()));
+    inspect["Image"] = "sha256:ffff";
+    auto ms = verify_container(inspect, o, plan(), {});
+    REQUIRE(ms.size() == 1);
+    CHECK(ms[0].field == "Image");
+    inspect["Image"] = plan().image_id;
+    inspect["HostConfig"]["DeviceCgroupRules"] = json::array({"c 1:3 rwm"});
+    ms = verify_container(inspect, o, plan(), {});
+    REQUIRE(ms.size() == 1);
+    CHECK(ms[0].field == "HostConfig.DeviceCgroupRules");
+}
+
+TEST_CASE("file secrets: a read-only tmpfs volume at /run/secrets, and nothing else",
+          "[sandbox][spec]") {
+    const auto o = default_options();
+    ContainerPlan p = plan();
+    p.secrets_volume = "airlock-run-secrets";
+    const json body = build_create_body(o, p);
+    const json& mounts = body["HostConfig"]["Mounts"];
+    REQUIRE(mounts.size() == 2);
+    CHECK(mounts[1]["Target"] == "/run/secrets");
+    CHECK(mounts[1]["ReadOnly"] == true);
+    json inspect = inspect_from(body);
+    CHECK(verify_container(inspect, o, p, {}).empty());
+    // The same mount without a planned secrets volume is a stray mount.
+    auto stray = verify_container(inspect, o, plan(), {});
+    REQUIRE(stray.size() == 1);
+    CHECK(stray[0].field == "Mounts");
+    // Writable is refused.
+    for (auto& m : inspect["Mounts"])
+        if (m["Destination"] == "/run/secrets") m["RW"] = true;
+    auto rw = verify_container(inspect, o, p, {});
+    REQUIRE(rw.size() == 1);
+    CHECK(rw[0].field == "Mounts./run/secrets");
 }

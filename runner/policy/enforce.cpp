@@ -1,0 +1,280 @@
+#include "policy/enforce.hpp"
+
+#include "policy/patterns.hpp"
+
+namespace airlock::policy {
+
+using nlohmann::json;
+using util::ErrorKind;
+using util::make_error;
+using util::Result;
+
+namespace {
+
+std::string dotted(std::string_view path) {
+    std::string s(path);
+    for (auto& c : s)
+        if (c == '/') c = '.';
+    return s;
+}
+
+class Enforcer {
+public:
+    Enforcer(const Policy& p, const config::RunRequest& req, config::RunOptions& o,
+             const Approvals& a)
+        : m_p(p), m_req(req), m_o(o), m_approvals(a) {}
+
+    Result<Decision> run() {
+        if (auto r = resources(); !r) return r.error();
+        if (auto r = image(); !r) return r.error();
+        if (auto r = runtime(); !r) return r.error();
+        if (auto r = workspace(); !r) return r.error();
+        if (auto r = user(); !r) return r.error();
+        if (auto r = env(); !r) return r.error();
+        if (auto r = secrets(); !r) return r.error();
+        if (auto r = network(); !r) return r.error();
+        return m_d;
+    }
+
+private:
+    const Policy& m_p;
+    const config::RunRequest& m_req;
+    config::RunOptions& m_o;
+    const Approvals& m_approvals;
+    Decision m_d;
+
+    bool requested(const std::string& key) const { return m_req.values.count(key) > 0; }
+    std::string where(const std::string& key) const {
+        auto it = m_req.origin.find(key);
+        return it != m_req.origin.end() ? it->second : "--" + key;
+    }
+    std::string from(std::string_view path) const {
+        return dotted(path) + " from " + m_p.origin(path);
+    }
+
+    // Goes ahead when the policy allows `capability` as is, or an approval grants it.
+    Result<void> need(const std::string& capability, const std::string& detail, bool within_policy,
+                      const std::string& refusal) {
+        const bool approval_required = m_p.contains("approvals/required", capability);
+        if (within_policy && !approval_required) {
+            m_d.capabilities.push_back({capability, detail, "policy " + m_p.describe()});
+            return {};
+        }
+        if (auto who = m_approvals.grant(capability, detail)) {
+            m_d.capabilities.push_back({capability, detail, *who});
+            return {};
+        }
+        if (within_policy)
+            return make_error(ErrorKind::refused, detail + " needs an explicit approval for " +
+                                                      capability + " (approvals.required from " +
+                                                      m_p.origin("approvals/required") + ")");
+        return make_error(ErrorKind::refused, refusal);
+    }
+
+    template <typename T>
+    Result<void> ceiling(const std::string& key, std::string_view name, T& member,
+                         const std::function<std::string(const json&)>& show) {
+        const std::string def = "resources/" + std::string(name) + "/default";
+        const std::string max = "resources/" + std::string(name) + "/max";
+        if (!requested(key)) {
+            member = m_p.get(def).get<T>();
+            m_o.origin[key] = "policy: " + m_p.origin(def);
+            return {};
+        }
+        const json& limit = m_p.get(max);
+        if (limit.is_null() || static_cast<double>(member) <= limit.get<double>()) return {};
+        return need("resources.above-ceiling", where(key) + " " + show(json(member)), false,
+                    where(key) + ": " + show(json(member)) + " is above the policy ceiling " +
+                        show(limit) + " (" + from(max) +
+                        "); lower it, or get an approval for "
+                        "resources.above-ceiling");
+    }
+
+    Result<void> resources() {
+        auto fmt = [](std::string_view path) {
+            return [path](const json& v) { return format_value(*find_spec(path), v); };
+        };
+        std::uint64_t memory = m_o.memory, output_cap = m_o.output_cap, tmpfs = m_o.tmpfs_size;
+        std::int64_t timeout = m_o.timeout.count(), grace = m_o.grace.count();
+        if (auto r = ceiling("memory", "memory", memory, fmt("resources/memory/max")); !r) return r;
+        if (auto r = ceiling("cpus", "cpus", m_o.nano_cpus, fmt("resources/cpus/max")); !r)
+            return r;
+        if (auto r = ceiling("pids", "pids", m_o.pids, fmt("resources/pids/max")); !r) return r;
+        if (auto r = ceiling("timeout", "timeout", timeout, fmt("resources/timeout/max")); !r)
+            return r;
+        if (auto r = ceiling("grace", "grace", grace, fmt("resources/grace/max")); !r) return r;
+        if (auto r =
+                ceiling("output_cap", "output_cap", output_cap, fmt("resources/output_cap/max"));
+            !r)
+            return r;
+        if (auto r = ceiling("tmpfs_size", "tmpfs_size", tmpfs, fmt("resources/tmpfs_size/max"));
+            !r)
+            return r;
+        if (auto r = ceiling("nofile", "nofile", m_o.nofile, fmt("resources/nofile/max")); !r)
+            return r;
+        if (auto r = ceiling("nproc", "nproc", m_o.nproc, fmt("resources/nproc/max")); !r) return r;
+        m_o.memory = memory;
+        m_o.output_cap = output_cap;
+        m_o.tmpfs_size = tmpfs;
+        m_o.timeout = std::chrono::milliseconds(timeout);
+        m_o.grace = std::chrono::milliseconds(grace);
+        return {};
+    }
+
+    Result<void> image() {
+        const json& allow = m_p.get("images/allow");
+        bool listed = allow.is_null();
+        for (const auto& pat : m_p.strings("images/allow"))
+            if (prefix_match(pat, m_o.image)) listed = true;
+        const std::string w = requested("image") ? where("image") : "image";
+        if (!listed) {
+            std::string pats;
+            for (const auto& s : m_p.strings("images/allow"))
+                pats += (pats.empty() ? "" : ", ") + s;
+            if (auto r = need("image.unlisted", w + " " + m_o.image, false,
+                              w + ": \"" + m_o.image + "\" is not among the allowed images (" +
+                                  pats + "; " + from("images/allow") +
+                                  "); use an allowed image, or get an approval for "
+                                  "image.unlisted");
+                !r)
+                return r;
+        }
+        if (m_p.get("images/require_digest") == true &&
+            m_o.image.find("@sha256:") == std::string::npos)
+            return need("image.undigested", w + " " + m_o.image, false,
+                        w + ": \"" + m_o.image + "\" is not pinned by digest (" +
+                            from("images/require_digest") + "); use NAME@sha256:DIGEST");
+        return {};
+    }
+
+    Result<void> runtime() {
+        const auto allowed = m_p.strings("runtime/allow");
+        if (requested("runtime")) {
+            bool ok = std::find(allowed.begin(), allowed.end(), m_o.runtime) != allowed.end();
+            if (!ok) {
+                std::string list;
+                for (const auto& s : allowed)
+                    list += (list.empty() ? "" : ", ") + s;
+                if (auto r = need("runtime.unlisted", where("runtime") + " " + m_o.runtime, false,
+                                  where("runtime") + ": \"" + m_o.runtime +
+                                      "\" is not an allowed runtime (" + list + "; " +
+                                      from("runtime/allow") + ")");
+                    !r)
+                    return r;
+            }
+            m_o.runtimes = {m_o.runtime};
+        } else {
+            m_o.runtimes = allowed;
+            m_o.runtime = allowed.front();
+            m_o.origin["runtime"] = "policy: " + m_p.origin("runtime/allow");
+        }
+        return {};
+    }
+
+    Result<void> workspace() {
+        if (!requested("workspace_mode")) {
+            const std::string mode = m_p.get("workspace/default").get<std::string>();
+            m_o.workspace_mode = mode == "bind-ro"   ? config::WorkspaceMode::bind_ro
+                                 : mode == "bind-rw" ? config::WorkspaceMode::bind_rw
+                                                     : config::WorkspaceMode::volume;
+            m_o.origin["workspace_mode"] = "policy: " + m_p.origin("workspace/default");
+        }
+        const std::string mode = config::to_string(m_o.workspace_mode);
+        const bool allowed = m_p.contains("workspace/modes", mode);
+        const std::string w =
+            requested("workspace_mode") ? where("workspace_mode") : "workspace mode";
+        if (m_o.workspace_mode == config::WorkspaceMode::volume && allowed) return {};
+        std::string list;
+        for (const auto& s : m_p.strings("workspace/modes"))
+            list += (list.empty() ? "" : ", ") + s;
+        return need("workspace." + mode, w + " " + mode, allowed,
+                    w + ": \"" + mode + "\" is not an allowed workspace mode (" + list + "; " +
+                        from("workspace/modes") + ")");
+    }
+
+    Result<void> user() {
+        if (!requested("user")) {
+            m_o.user = m_p.get("user/default").get<std::string>();
+            m_o.origin["user"] = "policy: " + m_p.origin("user/default");
+        }
+        const auto uid = std::stoull(m_o.user.substr(0, m_o.user.find(':')));
+        const auto min = m_p.get("user/min_uid").get<std::uint64_t>();
+        if (uid >= min) return {};
+        return need("user.low-uid", where("user") + " " + m_o.user, false,
+                    where("user") + ": UID " + std::to_string(uid) + " is below " +
+                        std::to_string(min) + " (" + from("user/min_uid") +
+                        "); use a UID of at least " + std::to_string(min));
+    }
+
+    Result<void> env() {
+        const json& allow = m_p.get("env/allow");
+        for (const auto& [name, value] : m_o.env) {
+            bool ok = allow.is_null();
+            for (const auto& pat : m_p.strings("env/allow"))
+                if (prefix_match(pat, name)) ok = true;
+            if (!ok) {
+                std::string w = "--env";
+                for (std::size_t i = 0; i < m_req.env.size(); ++i)
+                    if (m_req.env[i].substr(0, m_req.env[i].find('=')) == name &&
+                        i < m_req.env_origins.size())
+                        w = m_req.env_origins[i];
+                if (auto r = need("env.unlisted", w + " " + name, false,
+                                  w + ": " + name + " may not cross into the container (" +
+                                      from("env/allow") +
+                                      "); drop it, or pass a credential with --secret");
+                    !r)
+                    return r;
+            }
+            m_d.env_names.push_back(name);
+        }
+        return {};
+    }
+
+    Result<void> secrets() {
+        m_d.secret_inject = m_p.get("secrets/inject").get<std::string>();
+        const json& allow = m_p.get("secrets/allow");
+        for (std::size_t i = 0; i < m_o.secrets.size(); ++i) {
+            const auto& s = m_o.secrets[i];
+            const std::string w =
+                i < m_req.secret_origins.size() ? m_req.secret_origins[i] : "--secret";
+            bool ok = allow.is_null();
+            for (const auto& pat : m_p.strings("secrets/allow"))
+                if (prefix_match(pat, s.name)) ok = true;
+            if (!ok)
+                if (auto r = need("secrets.unlisted", w + " " + s.name, false,
+                                  w + ": " + s.name + " is not a secret this policy lets in (" +
+                                      from("secrets/allow") + ")");
+                    !r)
+                    return r;
+            m_d.secret_names.push_back(s.name);
+        }
+        return {};
+    }
+
+    Result<void> network() {
+        // The run has one network mode for now: none. A policy whose default is another mode
+        // cannot be honoured yet, and saying so beats quietly running with less.
+        const std::string def = m_p.get("network/default").get<std::string>();
+        if (def != "none")
+            return make_error(ErrorKind::refused,
+                              "network.default is \"" + def + "\" (" +
+                                  m_p.origin("network/default") +
+                                  "); only \"none\" is available in this version");
+        return {};
+    }
+};
+
+} // namespace
+
+Result<Decision> enforce(const Policy& policy, const config::RunRequest& req,
+                         config::RunOptions& opts, const Approvals& approvals) {
+    return Enforcer(policy, req, opts, approvals).run();
+}
+
+std::optional<std::string> protected_by(const Policy& policy, std::string_view path) {
+    for (const auto& g : policy.strings("workspace/protected"))
+        if (glob_match(g, path)) return g;
+    return std::nullopt;
+}
+
+} // namespace airlock::policy
