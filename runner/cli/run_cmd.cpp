@@ -6,6 +6,7 @@
 #include "sandbox/classify.hpp"
 #include "sandbox/run.hpp"
 #include "util/cancel.hpp"
+#include "util/units.hpp"
 
 #include <cxxopts.hpp>
 
@@ -23,6 +24,46 @@ void add_value(config::RunRequest& req, const cxxopts::ParseResult& res, const c
         req.origin[field] = std::string("--") + flag;
     }
 }
+// Like ccache --show-config: every effective value, and the layer that set it.
+void show_config(const config::RunOptions& o, const policy::Policy& p, const policy::Decision& d) {
+    auto origin = [&](const char* key) {
+        auto it = o.origin.find(key);
+        return it == o.origin.end() ? std::string("default") : it->second;
+    };
+    auto line = [](const char* name, const std::string& value, const std::string& from) {
+        std::printf("%-15s = %s  (%s)\n", name, value.c_str(), from.c_str());
+    };
+    std::printf("# policy: %s\n", p.describe().c_str());
+    line("image", o.image, origin("image"));
+    line("workspace", o.workspace.string(), origin("workspace"));
+    line("workspace_mode", config::to_string(o.workspace_mode), origin("workspace_mode"));
+    line("memory", util::format_size(o.memory), origin("memory"));
+    line("cpus", policy::format_value(*policy::find_spec("resources/cpus/max"), o.nano_cpus),
+         origin("cpus"));
+    line("pids", std::to_string(o.pids), origin("pids"));
+    line("timeout", util::format_duration(o.timeout), origin("timeout"));
+    line("grace", util::format_duration(o.grace), origin("grace"));
+    line("output_cap", util::format_size(o.output_cap), origin("output_cap"));
+    line("tmpfs_size", util::format_size(o.tmpfs_size), origin("tmpfs_size"));
+    line("nofile", std::to_string(o.nofile), origin("nofile"));
+    line("nproc", std::to_string(o.nproc), origin("nproc"));
+    line("user", o.user, origin("user"));
+    std::string runtimes;
+    for (const auto& r : o.runtimes)
+        runtimes += (runtimes.empty() ? "" : ", ") + r;
+    line("runtime", runtimes.empty() ? o.runtime : runtimes + " (first the engine has)",
+         origin("runtime"));
+    std::string env, secrets;
+    for (const auto& n : d.env_names)
+        env += (env.empty() ? "" : ", ") + n;
+    for (const auto& n : d.secret_names)
+        secrets += (secrets.empty() ? "" : ", ") + n;
+    line("env", env.empty() ? "(none)" : env, "names only");
+    line("secrets", secrets.empty() ? "(none)" : secrets + " as " + d.secret_inject, "names only");
+    for (const auto& g : d.capabilities)
+        line("capability", g.capability + ": " + g.detail, g.granted_by);
+}
+
 } // namespace
 
 int run_command(int argc, char** argv) {
@@ -66,8 +107,11 @@ int run_command(int argc, char** argv) {
         "runtime", "runc (default) or runsc (gVisor)", cxxopts::value<std::string>(), "NAME")(
         "output-cap", "stdout+stderr kept at most (default 64m)", cxxopts::value<std::string>(),
         "SIZE")("tmpfs-size", "size of the writable /tmp (default 256m)",
-                cxxopts::value<std::string>(), "SIZE")(
-        "q,quiet", "do not echo the task's output on the terminal")("h,help", "show this help");
+                cxxopts::value<std::string>(),
+                "SIZE")("q,quiet", "do not echo the task's output on the terminal")(
+        "show-config",
+        "print the effective settings and where each came from (default, policy layer, task "
+        "file, flag), then exit without running")("h,help", "show this help");
     cxxopts::ParseResult res;
     try {
         res = o.parse(split, argv);
@@ -142,6 +186,11 @@ int run_command(int argc, char** argv) {
         std::fprintf(stderr, "airlock: refused: %s\n", decision.error().message.c_str());
         return decision.error().kind == util::ErrorKind::refused ? sandbox::exit_code::refused
                                                                  : sandbox::exit_code::usage;
+    }
+
+    if (res.count("show-config")) {
+        show_config(*opts, *pol, *decision);
+        return 0;
     }
 
     auto endpoint = docker::parse_endpoint(docker::endpoint_env_from_process());

@@ -301,6 +301,15 @@ TEST_CASE("policy lint, show and diff on the command line", "[integration][polic
     auto diff = run_airlock({"policy", "diff", "strict", "standard"});
     CHECK(diff.exit_code == 1);
     CHECK(diff.out.find("loosens  resources.memory.max: 2g -> 8g\n") != std::string::npos);
+    write_file(dir.path() / "task.json", R"({"memory": "3g", "command": ["true"]})");
+    auto cfg = run_airlock({"run", "--policy", "standard", "--task",
+                            (dir.path() / "task.json").string(), "--pids", "300", "--show-config"});
+    CHECK(cfg.exit_code == 0);
+    CHECK(cfg.out.find("memory          = 3.0 GiB  (" + (dir.path() / "task.json").string() +
+                       ": /memory)\n") != std::string::npos);
+    CHECK(cfg.out.find("pids            = 300  (--pids)\n") != std::string::npos);
+    CHECK(cfg.out.find("timeout         = 30m00s  (policy: preset standard)\n") !=
+          std::string::npos);
     auto same = run_airlock({"policy", "diff", "standard", "standard"});
     CHECK(same.exit_code == 0);
     CHECK(same.out == "no differences\n");

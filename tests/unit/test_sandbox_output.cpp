@@ -200,3 +200,42 @@ TEST_CASE("write_all writes everything to a pipe", "[sandbox][output]") {
 
     CHECK_FALSE(write_all(-1, "x"));
 }
+
+TEST_CASE("secrets split across log frames are redacted before the cap and the files",
+          "[sandbox][output][redact]") {
+    TempDir dir;
+    const std::string secret = "ghp_9fQ2xLm7Tz4Rw8Kb1Vn6";
+    airlock::audit::Redactor redactor({secret});
+    OutputSink sink(1 << 20, Echo::no);
+    sink.set_redactor(redactor);
+    REQUIRE(sink.open(dir.path()).ok());
+    // Frames as the engine sends them: the secret cut at every point across two frames on
+    // stdout, interleaved with stderr frames that carry the rest of another copy.
+    for (std::size_t cut = 0; cut <= secret.size(); ++cut) {
+        REQUIRE(sink.write(StreamId::stdout_, "a" + secret.substr(0, cut)));
+        REQUIRE(sink.write(StreamId::stderr_, secret.substr(0, cut)));
+        REQUIRE(sink.write(StreamId::stdout_, secret.substr(cut) + "\n"));
+        REQUIRE(sink.write(StreamId::stderr_, secret.substr(cut) + "\n"));
+    }
+    sink.close();
+    std::string expected_out, expected_err;
+    for (std::size_t cut = 0; cut <= secret.size(); ++cut) {
+        expected_out += "a***\n";
+        expected_err += "***\n";
+    }
+    CHECK(slurp(dir.path() / "stdout.log") == expected_out);
+    CHECK(slurp(dir.path() / "stderr.log") == expected_err);
+    CHECK(sink.bytes_seen(StreamId::stdout_) == (secret.size() + 2) * (secret.size() + 1));
+}
+
+TEST_CASE("a secret held back at the end of the output is flushed redacted on close",
+          "[sandbox][output][redact]") {
+    TempDir dir;
+    airlock::audit::Redactor redactor({"s3cr3t-value-123"});
+    OutputSink sink(1 << 20, Echo::no);
+    sink.set_redactor(redactor);
+    REQUIRE(sink.open(dir.path()).ok());
+    REQUIRE(sink.write(StreamId::stdout_, "tail s3cr3t-val"));
+    sink.close();
+    CHECK(slurp(dir.path() / "stdout.log") == "tail s3cr3t-val");
+}
