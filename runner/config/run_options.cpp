@@ -2,6 +2,7 @@
 
 #include "util/closest.hpp"
 #include "util/json_text.hpp"
+#include "util/read_limited.hpp"
 #include "util/units.hpp"
 
 #include <nlohmann/json.hpp>
@@ -106,15 +107,16 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
 }
 
 Result<RunRequest> parse_task_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
+    std::string text;
+    switch (util::read_limited(path, 1u << 20, text)) {
+    case util::ReadStatus::unreadable:
         return make_error(ErrorKind::invalid_input,
                           "--task: " + path.string() + ": cannot be read (check the path)");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
-    if (text.size() > (1u << 20))
+    case util::ReadStatus::too_large:
         return make_error(ErrorKind::invalid_input, path.string() + ": larger than 1 MiB");
+    case util::ReadStatus::ok:
+        break;
+    }
     auto base = path.parent_path();
     if (base.empty()) base = ".";
     return parse_task_json(text, path.string(), base);
@@ -341,13 +343,16 @@ resolve(const RunRequest& req,
             s.value = *v;
         } else {
             std::filesystem::path file = spec.substr(at + 2);
-            std::ifstream in(file, std::ios::binary);
-            if (!in || std::filesystem::is_directory(file))
+            switch (util::read_limited(file, (64u << 10) + 2, s.value)) {
+            case util::ReadStatus::unreadable:
                 return make_error(ErrorKind::invalid_input, where + ": " + file.string() +
                                                                 " cannot be read (check the path)");
-            std::ostringstream ss;
-            ss << in.rdbuf();
-            s.value = ss.str();
+            case util::ReadStatus::too_large:
+                return make_error(ErrorKind::invalid_input,
+                                  where + ": " + file.string() + " is larger than 64 KiB");
+            case util::ReadStatus::ok:
+                break;
+            }
             // Files written by editors and `echo` end in a newline that is not part of the secret.
             if (!s.value.empty() && s.value.back() == '\n') s.value.pop_back();
             if (!s.value.empty() && s.value.back() == '\r') s.value.pop_back();

@@ -1,6 +1,7 @@
 // Tighten-only layering, loading presets and files (following `extends`), and diffs.
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
+#include "util/read_limited.hpp"
 
 #include <fstream>
 #include <set>
@@ -304,18 +305,15 @@ void load_chain(const std::string& spec, const std::filesystem::path& dir,
         auto canonical = std::filesystem::weakly_canonical(p, ec);
         id = ec ? p.string() : canonical.string();
         source = asked_by.empty() ? spec : p.lexically_normal().string();
-        std::ifstream in(p, std::ios::binary);
-        if (!in || std::filesystem::is_directory(p, ec)) {
+        auto status = util::read_limited(p, 1u << 20, text);
+        if (status == util::ReadStatus::unreadable) {
             problems.push_back({where_file, where_ptr,
                                 "\"" + spec +
                                     "\" cannot be read (check the path; presets: "
                                     "strict, standard, permissive)"});
             return;
         }
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        text = ss.str();
-        if (text.size() > (1u << 20)) {
+        if (status == util::ReadStatus::too_large) {
             problems.push_back({source, "", "is larger than 1 MiB; a policy is a short file"});
             return;
         }

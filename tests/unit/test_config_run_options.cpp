@@ -441,3 +441,16 @@ TEST_CASE("a number too large for JSON is an error, not a crash", "[config][task
     REQUIRE_FALSE(big.ok());
     CHECK(big.error().message == "t.json: not valid JSON: number overflow parsing '1e400'");
 }
+
+TEST_CASE("endless or huge files are refused by size, not read whole", "[config][task]") {
+    auto task = parse_task_file("/dev/zero");
+    REQUIRE_FALSE(task.ok());
+    CHECK(task.error().message == "/dev/zero: larger than 1 MiB");
+    RunRequest req;
+    req.command = {"true"};
+    req.secrets = {"TOKEN=@/dev/zero"};
+    req.secret_origins = {"--secret"};
+    auto r = resolve(req, no_env);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == "--secret: /dev/zero is larger than 64 KiB");
+}

@@ -320,3 +320,9 @@ TEST_CASE("values are shown as written", "[policy]") {
     CHECK(j["values"]["resources"]["memory"]["max"] == "8g");
     CHECK(j["origins"]["resources/memory/max"] == "preset standard");
 }
+
+TEST_CASE("a policy file that never ends is refused by size", "[policy]") {
+    auto r = load({"/dev/zero"});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == "/dev/zero: is larger than 1 MiB; a policy is a short file");
+}
