@@ -271,6 +271,38 @@ Result<Decision> enforce(const Policy& policy, const config::RunRequest& req,
     return Enforcer(policy, req, opts, approvals).run();
 }
 
+namespace {
+// Grants everything, remembering what was asked.
+class Recorder final : public Approvals {
+public:
+    std::optional<std::string> grant(std::string_view capability,
+                                     std::string_view detail) const override {
+        asked.push_back({std::string(capability), std::string(detail), {}});
+        return "recorded";
+    }
+    mutable std::vector<Grant> asked;
+};
+} // namespace
+
+std::vector<Grant> beyond(const Policy& reference, const config::RunOptions& effective,
+                          const std::string& granted_by) {
+    // Every effective value counts as asked for, so each is held against its ceiling.
+    config::RunRequest req;
+    for (const char* key : {"image", "workspace_mode", "memory", "cpus", "pids", "timeout", "grace",
+                            "output_cap", "tmpfs_size", "nofile", "nproc", "user", "runtime"}) {
+        req.values[key] = "effective";
+        req.origin[key] = key;
+    }
+    for (const auto& [name, value] : effective.env)
+        req.env.push_back(name);
+    config::RunOptions copy = effective;
+    Recorder recorder;
+    (void)enforce(reference, req, copy, recorder);
+    for (auto& g : recorder.asked)
+        g.granted_by = granted_by;
+    return recorder.asked;
+}
+
 std::optional<std::string> protected_by(const Policy& policy, std::string_view path) {
     for (const auto& g : policy.strings("workspace/protected"))
         if (glob_match(g, path)) return g;

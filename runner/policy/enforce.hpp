@@ -49,6 +49,12 @@ struct Decision {
 util::Result<Decision> enforce(const Policy& policy, const config::RunRequest& req,
                                config::RunOptions& opts, const Approvals& approvals);
 
+// What a run with these effective settings uses beyond `reference` (the standard preset, for
+// reports under looser policies): each capability that `reference` would have refused or
+// required an approval for, granted here by `granted_by`.
+std::vector<Grant> beyond(const Policy& reference, const config::RunOptions& effective,
+                          const std::string& granted_by);
+
 // The protected-path glob that `path` (relative to the workspace) falls under, if any.
 std::optional<std::string> protected_by(const Policy& policy, std::string_view path);
 

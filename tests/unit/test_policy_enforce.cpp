@@ -228,3 +228,25 @@ TEST_CASE("protected paths", "[policy]") {
     CHECK(protected_by(*p, "app/.env") == "**/.env");
     CHECK(protected_by(*p, "src/main.c") == std::nullopt);
 }
+
+TEST_CASE("what a looser policy allows beyond standard is named", "[policy]") {
+    auto req = request({{"image", "example/tool:1"}, {"memory", "12g"}});
+    req.env = {"HOME"};
+    req.env_origins = {"--env"};
+    auto e = apply({"permissive"}, req);
+    REQUIRE(e.decision.ok());
+    auto standard = load({"standard"});
+    REQUIRE(standard.ok());
+    auto extra = beyond(*standard, e.opts, "policy preset permissive");
+    std::vector<std::string> caps;
+    for (const auto& g : extra) {
+        caps.push_back(g.capability);
+        CHECK(g.granted_by == "policy preset permissive");
+    }
+    std::sort(caps.begin(), caps.end());
+    CHECK(caps ==
+          std::vector<std::string>{"env.unlisted", "image.unlisted", "resources.above-ceiling"});
+    auto plain = apply({"standard"}, request({}));
+    REQUIRE(plain.decision.ok());
+    CHECK(beyond(*standard, plain.opts, "policy preset standard").empty());
+}
