@@ -114,7 +114,7 @@ private:
         return !m_opts.secrets.empty() && m_ctx.decision.secret_inject == "file";
     }
     Result<void> collect();
-    Result<void> check_protected(const ChangeSet& changes);
+    Result<void> check_protected(ChangeSet& changes);
     void teardown();
     void write_report();
     void say(const std::string& s) const {
@@ -504,7 +504,7 @@ Result<void> Pipeline::choose_runtime(bool podman) {
 }
 
 // Changes under protected paths are withheld from OUT and stop the run, unless approved.
-Result<void> Pipeline::check_protected(const ChangeSet& changes) {
+Result<void> Pipeline::check_protected(ChangeSet& changes) {
     if (!m_ctx.policy) return {};
     json hits = json::array();
     std::vector<std::string> paths;
@@ -529,11 +529,24 @@ Result<void> Pipeline::check_protected(const ChangeSet& changes) {
         return {};
     }
     const bool withheld = m_opts.workspace_mode == config::WorkspaceMode::volume;
-    if (withheld)
+    if (withheld) {
+        // Gone from the files and from the manifest, so nothing applies them by accident.
         for (const auto& p : paths) {
             std::error_code ec;
             fs::remove(m_out / "changes" / "files" / p, ec);
         }
+        auto drop = [&](std::vector<FileEntry>& entries, bool counted) {
+            std::erase_if(entries, [&](const FileEntry& e) {
+                const bool hit = std::find(paths.begin(), paths.end(), e.path) != paths.end();
+                if (hit && counted && e.type == FileEntry::Type::file)
+                    changes.bytes_added_or_modified -= e.size;
+                return hit;
+            });
+        };
+        drop(changes.added, true);
+        drop(changes.modified, true);
+        drop(changes.deleted, false);
+    }
     m_report["protected_changes"] = {{"changes", hits}, {"withheld", withheld}};
     return make_error(ErrorKind::refused,
                       "the task changed protected paths (" + list + "; workspace.protected from " +

@@ -240,6 +240,9 @@ TEST_CASE("changes to protected paths are withheld and stop the run", "[integrat
     auto rep = read_report(out.path() / "run");
     CHECK(rep["result"]["outcome"] == "refused");
     CHECK(rep["protected_changes"]["changes"][0]["pattern"] == ".github/workflows/**");
+    const std::string manifest = read_file(out.path() / "run/changes/manifest.json");
+    CHECK(manifest.find("result.txt") != std::string::npos);
+    CHECK(manifest.find("ci.yml") == std::string::npos);
     require_nothing_left(p);
 }
 
