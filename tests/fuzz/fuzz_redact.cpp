@@ -5,8 +5,9 @@
 //   line 1      the chunking: each byte is one write() of (byte % 64) bytes, cycled to the end;
 //               '.' calls finish() there instead (a new stream starts); empty: one write()
 //   lines 2..   secrets, one per line (escapes \n, \\, \xHH), up to a line "--"; at most 8
-//   the rest    the output; "\x01 K" inserts pattern K of the redactor and "\x02 K N" its first
-//               N bytes, so encoded secrets and near misses need no luck to appear
+//   the rest    the output, where byte 0x01 and a byte K insert pattern K (mod their number) of
+//               the redactor, and 0x02, K, N its first N bytes: encoded secrets and near misses
+//               then need no luck to appear
 #include "audit/redact.hpp"
 
 #include <algorithm>

@@ -1,10 +1,6 @@
 // libFuzzer target: the tar stream the container sends back is untrusted; reading it must never
 // crash, hang or write outside the output directory.
-//
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Irunner \
-//     tests/fuzz/fuzz_workspace_tar.cpp runner/sandbox/{manifest,workspace_scan,workspace_tar}.cpp
-//     \ runner/util/{result,sha256}.cpp -larchive -lcrypto -o fuzz_workspace_tar
-//   ./fuzz_workspace_tar -max_len=262144 corpus/
+// Build and run: see docs/fuzzing.md.
 #include "sandbox/workspace.hpp"
 
 #include <sys/mman.h>
@@ -20,14 +16,23 @@ using namespace airlock::sandbox;
 
 namespace {
 
-// One scratch directory per process, emptied after every input.
-const fs::path& scratch() {
-    static const fs::path dir = [] {
+// One scratch directory per process, emptied after every input and removed at exit.
+struct Scratch {
+    fs::path dir;
+    Scratch() {
         std::string tmpl = (fs::temp_directory_path() / "airlock-fuzz-XXXXXX").string();
         if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-        return fs::path(tmpl);
-    }();
-    return dir;
+        dir = tmpl;
+    }
+    ~Scratch() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+};
+
+const fs::path& scratch() {
+    static const Scratch s;
+    return s.dir;
 }
 
 // A workspace the stream is compared against, so the diff paths run too.
