@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <set>
 
 using namespace airlock::policy;
@@ -325,4 +326,59 @@ TEST_CASE("a policy file that never ends is refused by size", "[policy]") {
     auto r = load({"/dev/zero"});
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message == "/dev/zero: is larger than 1 MiB; a policy is a short file");
+}
+
+namespace {
+// The leaf paths a JSON Schema object describes, following local $refs.
+void schema_leaves(const json& root, const json& node, const std::string& prefix,
+                   std::set<std::string>& out) {
+    const json* n = &node;
+    if (n->contains("$ref")) {
+        std::string ref = (*n)["$ref"].get<std::string>();
+        n = &root.at(json::json_pointer(ref.substr(1)));
+    }
+    if (n->value("type", "") == "object" && n->contains("properties")) {
+        for (auto it = (*n)["properties"].begin(); it != (*n)["properties"].end(); ++it)
+            schema_leaves(root, it.value(), prefix.empty() ? it.key() : prefix + "/" + it.key(),
+                          out);
+        return;
+    }
+    out.insert(prefix);
+}
+} // namespace
+
+TEST_CASE("the JSON Schema describes exactly the fields the loader reads", "[policy]") {
+    std::ifstream in(std::string(AIRLOCK_SOURCE_DIR) + "/policies/policy.schema.json");
+    REQUIRE(in);
+    const json schema = json::parse(in);
+    std::set<std::string> leaves;
+    schema_leaves(schema, schema, "", leaves);
+    for (const char* meta : {"$schema", "name", "description", "extends"})
+        CHECK(leaves.erase(meta) == 1);
+    std::set<std::string> fields;
+    for (const auto& spec : field_specs())
+        fields.insert(std::string(spec.path));
+    CHECK(leaves == fields);
+    // Enumerations agree too.
+    for (const auto& spec : field_specs()) {
+        if (spec.choices.empty()) continue;
+        INFO(spec.path);
+        json node = schema;
+        std::string path(spec.path);
+        std::size_t start = 0;
+        while (true) {
+            auto slash = path.find('/', start);
+            node = node["properties"][path.substr(start, slash - start)];
+            if (node.contains("$ref"))
+                node = schema.at(json::json_pointer(node["$ref"].get<std::string>().substr(1)));
+            if (slash == std::string::npos) break;
+            start = slash + 1;
+        }
+        if (node.contains("items")) node = node["items"];
+        if (node.contains("$ref"))
+            node = schema.at(json::json_pointer(node["$ref"].get<std::string>().substr(1)));
+        REQUIRE(node.contains("enum"));
+        std::vector<std::string> want(spec.choices.begin(), spec.choices.end());
+        CHECK(node["enum"].get<std::vector<std::string>>() == want);
+    }
 }
