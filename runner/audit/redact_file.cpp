@@ -1,5 +1,7 @@
 #include "audit/redact_file.hpp"
 
+#include "util/fd.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -17,19 +19,7 @@ util::Error io_error(const std::filesystem::path& p, const char* what) {
                             p.string() + ": cannot " + what + " (" + std::strerror(errno) + ")");
 }
 
-class Fd {
-public:
-    explicit Fd(int fd) : m_fd(fd) {}
-    ~Fd() {
-        if (m_fd >= 0) ::close(m_fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return m_fd; }
-
-private:
-    int m_fd;
-};
+using util::Fd;
 
 // Whether any secret form occurs in the file, reading it once in chunks.
 util::Result<bool> contains_secret(int fd, const std::filesystem::path& p, const Redactor& r) {
@@ -67,15 +57,7 @@ util::Result<bool> redact_file(const std::filesystem::path& file, const Redactor
     if (out.get() < 0) return io_error(tmp, "create");
     bool write_failed = false;
     RedactStream stream(redactor, [&](std::string_view piece) {
-        while (!piece.empty() && !write_failed) {
-            ssize_t n = ::write(out.get(), piece.data(), piece.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-                write_failed = true;
-                break;
-            }
-            piece.remove_prefix(static_cast<std::size_t>(n));
-        }
+        if (!write_failed && !util::write_all(out.get(), piece)) write_failed = true;
     });
     std::string chunk(k_chunk, '\0');
     while (!write_failed) {

@@ -28,7 +28,9 @@ nlohmann::json redact_json(const nlohmann::json& j, const Redactor& redactor) {
 
 util::Result<void> write_json_file(const std::filesystem::path& path, const nlohmann::json& j,
                                    const Redactor* redactor) {
-    const nlohmann::json& shown = redactor && !redactor->empty() ? redact_json(j, *redactor) : j;
+    const bool redact = redactor && !redactor->empty();
+    const nlohmann::json redacted = redact ? redact_json(j, *redactor) : nlohmann::json();
+    const nlohmann::json& shown = redact ? redacted : j;
     std::string text = shown.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     std::filesystem::path tmp = path;
     tmp += ".tmp";

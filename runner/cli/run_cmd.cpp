@@ -188,15 +188,16 @@ int run_command(int argc, char** argv) {
                                                                  : sandbox::exit_code::usage;
     }
 
-    // Under a looser policy, what goes beyond standard is still named in the report.
-    if (auto standard = policy::load({"standard"}); standard) {
-        for (auto& g : policy::beyond(*standard, *opts, "policy " + pol->describe())) {
-            bool known = false;
-            for (const auto& have : decision->capabilities)
-                known = known || have.capability == g.capability;
-            if (!known) decision->capabilities.push_back(std::move(g));
-        }
-    }
+    // Under a looser policy, what goes beyond standard is still named in the report; under
+    // standard itself there is nothing to add.
+    if (pol->describe() != "preset standard")
+        if (auto standard = policy::load({"standard"}); standard)
+            for (auto& g : policy::beyond(*standard, *opts, "policy " + pol->describe())) {
+                bool known = false;
+                for (const auto& have : decision->capabilities)
+                    known = known || have.capability == g.capability;
+                if (!known) decision->capabilities.push_back(std::move(g));
+            }
     if (res.count("show-config")) {
         show_config(*opts, *pol, *decision);
         return 0;

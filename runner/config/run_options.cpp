@@ -332,7 +332,7 @@ resolve(const RunRequest& req,
                                   "\" is not a secret name (use NAME, taken from airlock's "
                                   "environment, or NAME=@FILE; never put a value on the command "
                                   "line)");
-        Secret s{name, {}, "environment"};
+        Secret s{name, {}};
         if (at == std::string::npos) {
             auto v = lookup_env(name);
             if (!v)
@@ -356,7 +356,6 @@ resolve(const RunRequest& req,
             // Files written by editors and `echo` end in a newline that is not part of the secret.
             if (!s.value.empty() && s.value.back() == '\n') s.value.pop_back();
             if (!s.value.empty() && s.value.back() == '\r') s.value.pop_back();
-            s.source = file.string();
         }
         if (s.value.size() < 8)
             return make_error(ErrorKind::invalid_input,

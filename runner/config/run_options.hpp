@@ -35,7 +35,6 @@ struct RunRequest {
 struct Secret {
     std::string name;
     std::string value;
-    std::string source; // "environment" or the file it was read from
 };
 
 struct RunOptions {

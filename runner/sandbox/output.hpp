@@ -5,6 +5,7 @@
 
 #include "audit/redact.hpp"
 #include "docker/frames.hpp"
+#include "util/fd.hpp"
 #include "util/result.hpp"
 
 #include <cstdint>
@@ -53,7 +54,6 @@ private:
     std::mutex m_mu;
 };
 
-// Writes all of data to fd, retrying on EINTR and short writes.
-bool write_all(int fd, std::string_view data);
+using util::write_all;
 
 } // namespace airlock::sandbox

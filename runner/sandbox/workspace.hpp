@@ -3,6 +3,7 @@
 #pragma once
 
 #include "sandbox/manifest.hpp"
+#include "util/fd.hpp"
 #include "util/result.hpp"
 
 #include <cstdint>
@@ -57,24 +58,7 @@ util::Result<ChangeSet> read_workspace_tar(int fd, const Manifest& before,
 
 namespace detail {
 
-// Owns a file descriptor; closes it when destroyed.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : m_fd(fd) {}
-    ~Fd();
-    Fd(Fd&& other) noexcept : m_fd(other.release()) {}
-    Fd& operator=(Fd&& other) noexcept;
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-
-    int get() const { return m_fd; }
-    bool valid() const { return m_fd >= 0; }
-    int release() { return std::exchange(m_fd, -1); }
-
-private:
-    int m_fd = -1;
-};
+using util::Fd;
 
 // "workspace: <path>: cannot <verb> (<strerror(err)>); fix its permissions or remove it".
 std::string unreadable_message(const std::filesystem::path& path, std::string_view verb, int err);

@@ -16,18 +16,6 @@ namespace fs = std::filesystem;
 
 namespace detail {
 
-Fd::~Fd() {
-    if (m_fd >= 0) ::close(m_fd);
-}
-
-Fd& Fd::operator=(Fd&& other) noexcept {
-    if (this != &other) {
-        if (m_fd >= 0) ::close(m_fd);
-        m_fd = other.release();
-    }
-    return *this;
-}
-
 std::string unreadable_message(const fs::path& path, std::string_view verb, int err) {
     return "workspace: " + printable(path.string()) + ": cannot " + std::string(verb) + " (" +
            std::generic_category().message(err) + "); fix its permissions or remove it";

@@ -79,26 +79,6 @@ private:
     bool m_was_pending = false;
 };
 
-// Writes all of `data`, retrying on EINTR and waiting when the descriptor is non-blocking.
-bool write_all(int fd, const void* data, std::size_t size) {
-    const char* p = static_cast<const char*>(data);
-    while (size > 0) {
-        const ssize_t n = ::write(fd, p, size);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                pollfd pfd{fd, POLLOUT, 0};
-                ::poll(&pfd, 1, -1);
-                continue;
-            }
-            return false;
-        }
-        p += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
 ssize_t read_some(int fd, char* buf, std::size_t size) {
     for (;;) {
         const ssize_t n = ::read(fd, buf, size);
@@ -118,7 +98,7 @@ la_ssize_t write_callback(archive* a, void* client, const void* buf, std::size_t
         archive_set_error(a, ECANCELED, "archive abandoned");
         return -1;
     }
-    if (!write_all(target->fd, buf, size)) {
+    if (!util::write_all(target->fd, std::string_view(static_cast<const char*>(buf), size))) {
         target->err = errno;
         archive_set_error(a, errno, "write to the upload stream failed");
         return -1;
@@ -526,7 +506,9 @@ private:
                 writing = false;
                 discard_temp();
             }
-            if (writing && !write_all(m_temp.get(), m_buf.data(), static_cast<std::size_t>(n)))
+            if (writing &&
+                !util::write_all(m_temp.get(),
+                                 std::string_view(m_buf.data(), static_cast<std::size_t>(n))))
                 return out_error(entry.path, "cannot write", errno);
         }
         entry.size = total;
