@@ -107,8 +107,22 @@ int run_command(int argc, char** argv) {
         "runtime", "runc (default) or runsc (gVisor)", cxxopts::value<std::string>(), "NAME")(
         "output-cap", "stdout+stderr kept at most (default 64m)", cxxopts::value<std::string>(),
         "SIZE")("tmpfs-size", "size of the writable /tmp (default 256m)",
-                cxxopts::value<std::string>(),
-                "SIZE")("q,quiet", "do not echo the task's output on the terminal")(
+                cxxopts::value<std::string>(), "SIZE")(
+        "network",
+        "none (default), allowlist or audit (through the egress proxy), open (needs an "
+        "approval)",
+        cxxopts::value<std::string>(),
+        "MODE")("allow",
+                "also allow HOST[:PORT] (*.domain for subdomains), where the policy lets flags "
+                "add hosts; repeatable",
+                cxxopts::value<std::vector<std::string>>(),
+                "HOST[:PORT]")("deny", "deny HOST[:PORT]; deny wins over allow; repeatable",
+                               cxxopts::value<std::vector<std::string>>(), "HOST[:PORT]")(
+        "allow-cidr", "a private range the proxy may reach, e.g. 10.1.0.0/16; repeatable",
+        cxxopts::value<std::vector<std::string>>(), "CIDR")(
+        "egress-network", "bridge network the egress proxy joins (default: the engine's bridge)",
+        cxxopts::value<std::string>(),
+        "NAME")("q,quiet", "do not echo the task's output on the terminal")(
         "show-config",
         "print the effective settings and where each came from (default, policy layer, task "
         "file, flag), then exit without running")("h,help", "show this help");
@@ -149,6 +163,13 @@ int run_command(int argc, char** argv) {
         flags.env_origin = "--env";
     }
     if (res.count("secret")) flags.secrets = res["secret"].as<std::vector<std::string>>();
+    add_value(flags, res, "network", "network");
+    add_value(flags, res, "egress-network", "egress_network");
+    for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
+             {"allow", "allow"}, {"deny", "deny"}, {"allow-cidr", "allow_cidrs"}})
+        if (res.count(flag))
+            for (const auto& item : res[flag].as<std::vector<std::string>>())
+                flags.lists[key].emplace_back(item, "--" + flag);
     for (int i = split + 1; i < argc; ++i)
         flags.command.emplace_back(argv[i]);
     flags.command_origin = "command line";

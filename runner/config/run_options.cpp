@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -31,8 +32,10 @@ const char* to_string(WorkspaceMode mode) {
 
 namespace {
 const std::set<std::string> k_scalar_fields = {
-    "image",   "workspace", "workspace_mode", "out",        "memory",     "cpus",  "pids",
-    "timeout", "user",      "runtime",        "output_cap", "tmpfs_size", "grace", "pull"};
+    "image", "workspace", "workspace_mode", "out",           "memory",     "cpus",
+    "pids",  "timeout",   "user",           "runtime",       "output_cap", "tmpfs_size",
+    "grace", "pull",      "network",        "egress_network"};
+const std::set<std::string> k_list_fields = {"allow", "deny", "allow_cidrs"};
 } // namespace
 
 Result<RunRequest> parse_task_json(std::string_view text, const std::string& name,
@@ -46,7 +49,7 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
     for (auto it = j.begin(); it != j.end(); ++it) {
         const std::string& key = it.key();
         const std::string where = name + ": /" + key;
-        if (key == "env" || key == "command" || key == "secrets") {
+        if (key == "env" || key == "command" || key == "secrets" || k_list_fields.count(key)) {
             if (!it->is_array())
                 return make_error(ErrorKind::invalid_input,
                                   where + ": must be an array of strings");
@@ -59,7 +62,11 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
                 items.push_back(e.get<std::string>());
                 ++i;
             }
-            if (key == "env") {
+            if (k_list_fields.count(key)) {
+                auto& list = req.lists[key];
+                for (std::size_t k = 0; k < items.size(); ++k)
+                    list.emplace_back(items[k], where + "/" + std::to_string(k));
+            } else if (key == "env") {
                 req.env_origins.assign(items.size(), where);
                 req.env = std::move(items);
                 req.env_origin = where;
@@ -82,6 +89,7 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
         if (!k_scalar_fields.count(key)) {
             std::vector<std::string> known(k_scalar_fields.begin(), k_scalar_fields.end());
             known.insert(known.end(), {"env", "secrets", "command"});
+            known.insert(known.end(), k_list_fields.begin(), k_list_fields.end());
             if (auto best = util::closest_in(key, known))
                 return make_error(ErrorKind::invalid_input,
                                   where + ": unknown field (did you mean \"" + *best + "\"?)");
@@ -89,7 +97,8 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
                               where +
                                   ": unknown field (known: image, workspace, workspace_mode, "
                                   "out, env, memory, cpus, pids, timeout, grace, user, runtime, "
-                                  "output_cap, tmpfs_size, pull, secrets, command)");
+                                  "output_cap, tmpfs_size, pull, secrets, network, allow, deny, "
+                                  "allow_cidrs, egress_network, command)");
         }
         std::string value;
         if (it->is_string())
@@ -144,6 +153,10 @@ RunRequest merge(RunRequest base, const RunRequest& over) {
     for (std::size_t i = 0; i < over.secrets.size(); ++i)
         base.secret_origins.push_back(i < over.secret_origins.size() ? over.secret_origins[i]
                                                                      : "--secret");
+    for (const auto& [key, items] : over.lists) {
+        auto& list = base.lists[key];
+        list.insert(list.end(), items.begin(), items.end());
+    }
     if (!over.command.empty()) {
         base.command = over.command;
         base.command_origin = over.command_origin;
@@ -287,6 +300,23 @@ resolve(const RunRequest& req,
                               field("runtime") + ": \"" + *v +
                                   "\" is not supported (use runc or runsc)");
         o.runtime = *v;
+    }
+    if (auto v = get("network")) {
+        static const std::vector<std::string> modes = {"none", "allowlist", "audit", "open"};
+        if (std::find(modes.begin(), modes.end(), *v) == modes.end()) {
+            std::string hint = "use none, allowlist, audit or open";
+            if (auto best = util::closest_in(*v, modes)) hint = "did you mean " + *best + "?";
+            return make_error(ErrorKind::invalid_input, field("network") + ": \"" + *v +
+                                                            "\" is not a network mode (" + hint +
+                                                            ")");
+        }
+        o.network.mode = *v;
+    }
+    if (auto v = get("egress_network")) {
+        if (v->empty() || v->find_first_of(" \t\n/") != std::string::npos)
+            return make_error(ErrorKind::invalid_input,
+                              field("egress_network") + ": \"" + *v + "\" is not a network name");
+        o.network.egress_network = *v;
     }
     for (std::size_t i = 0; i < req.env.size(); ++i) {
         const std::string& e = req.env[i];

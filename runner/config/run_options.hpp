@@ -21,7 +21,8 @@ const char* to_string(WorkspaceMode mode);
 struct RunRequest {
     std::map<std::string, std::string> values; // image, workspace, workspace_mode, out, memory,
                                                // cpus, pids, timeout, user, runtime,
-                                               // output_cap, tmpfs_size, grace, pull
+                                               // output_cap, tmpfs_size, grace, pull,
+                                               // network, egress_network
     std::vector<std::string> env;              // NAME or NAME=VALUE
     std::vector<std::string> command;
     std::map<std::string, std::string> origin; // field -> "--memory" or "task.json: /memory"
@@ -29,12 +30,28 @@ struct RunRequest {
     std::vector<std::string> secrets;          // NAME (from airlock's environment) or NAME=@FILE
     std::vector<std::string> secret_origins;   // one per secrets entry
     std::string env_origin, command_origin;
+    // Network rules the task asks for: "allow" and "deny" (HOST[:PORT]), "allow_cidrs" (CIDR),
+    // each item with where it came from ("--allow" or "task.json: /allow/0").
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>> lists;
 };
 
 // A secret's value is held only in memory; it never reaches a file airlock writes.
 struct Secret {
     std::string name;
     std::string value;
+};
+
+// How the task reaches the network. `none`: no interface but lo. `allowlist` and `audit`: still no
+// interface, but airlock-init relays 127.0.0.1:3128 to the egress proxy sidecar, which applies
+// these rules (audit allows everything and records it). `open`: the egress network itself.
+struct NetworkOptions {
+    std::string mode = "none";
+    std::vector<std::string> allow, deny;       // host rules, HOST or *.DOMAIN, optional :PORT
+    std::vector<std::string> methods;           // plain-HTTP methods the proxy lets through
+    std::vector<std::string> allow_cidrs;       // private ranges the proxy may reach
+    std::optional<std::uint64_t> upload_budget; // bytes sent per host per run
+    std::string egress_network = "bridge";      // where the sidecar (or an open task) connects
+    bool proxied() const { return mode == "allowlist" || mode == "audit"; }
 };
 
 struct RunOptions {
@@ -57,6 +74,7 @@ struct RunOptions {
     std::int64_t nofile = 4096;
     std::int64_t nproc = 1024;
     std::vector<Secret> secrets;
+    NetworkOptions network;
     std::vector<std::string> command;
     std::map<std::string, std::string> origin; // field -> where it came from ("default" if absent)
 };

@@ -435,11 +435,11 @@ Result<std::vector<Json>> Client::volumes_by_label(const std::string& key,
 }
 
 Result<std::string> Client::network_create(const std::string& name, const Labels& labels,
-                                           bool internal) {
+                                           bool internal, const std::string& subnet) {
     Request r = make("POST", "/networks/create");
-    r.body =
-        Json{{"Name", name}, {"Labels", labels}, {"Internal", internal}, {"CheckDuplicate", true}}
-            .dump();
+    Json body{{"Name", name}, {"Labels", labels}, {"Internal", internal}, {"CheckDuplicate", true}};
+    if (!subnet.empty()) body["IPAM"] = {{"Config", Json::array({{{"Subnet", subnet}}})}};
+    r.body = body.dump();
     auto resp = m_transport.perform(r);
     if (!resp) return resp.error();
     if (resp->status != 201) return error_from_response(*resp, "create network " + name);
@@ -447,6 +447,10 @@ Result<std::string> Client::network_create(const std::string& name, const Labels
     if (j.is_discarded() || !j.contains("Id"))
         return make_error(ErrorKind::protocol, "create network " + name + ": no Id in answer");
     return j["Id"].get<std::string>();
+}
+
+Result<Json> Client::network_inspect(const std::string& name) {
+    return get_json("/networks/" + url_encode(name), "inspect network " + name);
 }
 
 Result<void> Client::network_remove(const std::string& id) {

@@ -106,8 +106,10 @@ public:
     util::Result<std::vector<Json>> volumes_by_label(const std::string& key,
                                                      const std::string& value);
 
+    // `subnet` (e.g. "10.99.0.0/24") pins the address range; empty lets the engine choose.
     util::Result<std::string> network_create(const std::string& name, const Labels& labels,
-                                             bool internal);
+                                             bool internal, const std::string& subnet = "");
+    util::Result<Json> network_inspect(const std::string& name);
     util::Result<void> network_remove(const std::string& id);
     util::Result<std::vector<Json>> networks_by_label(const std::string& key,
                                                       const std::string& value);

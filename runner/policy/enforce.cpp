@@ -251,15 +251,114 @@ private:
         return {};
     }
 
+    static std::string joined(const std::vector<std::string>& items) {
+        std::string out;
+        for (const auto& s : items)
+            out += (out.empty() ? "" : ", ") + s;
+        return out.empty() ? "none" : out;
+    }
+
     Result<void> network() {
-        // The run has one network mode for now: none. A policy whose default is another mode
-        // cannot be honoured yet, and saying so beats quietly running with less.
-        const std::string def = m_p.get("network/default").get<std::string>();
-        if (def != "none")
-            return make_error(ErrorKind::refused,
-                              "network.default is \"" + def + "\" (" +
-                                  m_p.origin("network/default") +
-                                  "); only \"none\" is available in this version");
+        auto& n = m_o.network;
+        if (!requested("network")) {
+            n.mode = m_p.get("network/default").get<std::string>();
+            m_o.origin["network"] = "policy: " + m_p.origin("network/default");
+        }
+        const std::string w = requested("network") ? where("network") : "network mode";
+        if (n.mode != "none") {
+            const bool allowed = m_p.contains("network/modes", n.mode);
+            if (auto r = need("network." + n.mode, w + " " + n.mode, allowed,
+                              w + ": \"" + n.mode + "\" is not an allowed network mode (" +
+                                  joined(m_p.strings("network/modes")) + "; " +
+                                  from("network/modes") + ")");
+                !r)
+                return r;
+        }
+        const auto& lists = m_req.lists;
+        const bool rules_given = lists.count("allow") || lists.count("deny") ||
+                                 lists.count("allow_cidrs") || requested("egress_network");
+        if (!n.proxied() && rules_given && n.mode != "open")
+            return make_error(ErrorKind::invalid_input,
+                              "--allow, --deny, --allow-cidr and --egress-network need "
+                              "--network allowlist or audit (the network mode is " +
+                                  n.mode + ", from " + m_o.origin["network"] + ")");
+
+        // The policy's own rules, then what the task adds within what the policy lets it.
+        n.allow = m_p.strings("network/allow");
+        n.deny = m_p.strings("network/deny");
+        n.methods = m_p.strings("network/methods");
+        n.allow_cidrs = m_p.strings("network/allow_cidrs");
+        const json& budget = m_p.get("network/upload_budget");
+        if (budget.is_number()) n.upload_budget = budget.get<std::uint64_t>();
+        const bool flags_may_add = m_p.get("network/flags_may_add_hosts") == true;
+        auto listed = [&](const char* key) {
+            auto it = lists.find(key);
+            return it == lists.end() ? std::vector<std::pair<std::string, std::string>>{}
+                                     : it->second;
+        };
+        for (const auto& [rule, origin] : listed("allow")) {
+            auto parsed = parse_host_rule(rule);
+            if (!parsed)
+                return make_error(ErrorKind::invalid_input,
+                                  origin + ": \"" + rule + "\" is not a host rule (" +
+                                      host_rule_problem(rule).value_or("use HOST[:PORT]") + ")");
+            bool covered = m_p.get("network/allow").is_null();
+            for (const auto& have : n.allow)
+                if (auto h = parse_host_rule(have); h && host_rule_covers(*h, *parsed))
+                    covered = true;
+            if (covered) continue; // the policy allows it already
+            if (auto r = need("network.add-hosts", origin + " " + rule, flags_may_add,
+                              origin + ": " + rule +
+                                  " is not in the policy's allowlist and the policy does not let "
+                                  "flags add hosts (" +
+                                  from("network/flags_may_add_hosts") + "); add \"" + rule +
+                                  "\" to network.allow in a policy file, or get an approval "
+                                  "for network.add-hosts");
+                !r)
+                return r;
+            n.allow.push_back(rule);
+        }
+        for (const auto& [rule, origin] : listed("deny")) {
+            if (!parse_host_rule(rule))
+                return make_error(ErrorKind::invalid_input,
+                                  origin + ": \"" + rule + "\" is not a host rule (" +
+                                      host_rule_problem(rule).value_or("use HOST[:PORT]") + ")");
+            n.deny.push_back(rule); // denying more is always within the policy
+        }
+        for (const auto& [text, origin] : listed("allow_cidrs")) {
+            auto cidr = parse_cidr(text);
+            if (!cidr)
+                return make_error(ErrorKind::invalid_input,
+                                  origin + ": \"" + text +
+                                      "\" is not a CIDR (use e.g. 10.1.0.0/16 or fd00::/8)");
+            bool covered = m_p.get("network/allow_cidrs").is_null();
+            for (const auto& have : n.allow_cidrs)
+                if (auto c = parse_cidr(have); c && cidr_covers(*c, *cidr)) covered = true;
+            if (!covered)
+                if (auto r = need("network.add-hosts", origin + " " + text, flags_may_add,
+                                  origin + ": " + text +
+                                      " is not a range the policy lets the proxy reach, and "
+                                      "the policy does not let flags add any (" +
+                                      from("network/flags_may_add_hosts") +
+                                      "); add it to "
+                                      "network.allow_cidrs in a policy file, or get an approval "
+                                      "for network.add-hosts");
+                    !r)
+                    return r;
+            n.allow_cidrs.push_back(text);
+        }
+        const json& pinned = m_p.get("network/egress_network");
+        if (pinned.is_string()) {
+            const std::string name = pinned.get<std::string>();
+            if (requested("egress_network") && n.egress_network != name)
+                return make_error(ErrorKind::refused,
+                                  where("egress_network") + ": \"" + n.egress_network +
+                                      "\" differs from the egress network the policy sets (\"" +
+                                      name + "\", " + from("network/egress_network") +
+                                      "); drop the flag");
+            n.egress_network = name;
+            m_o.origin["egress_network"] = "policy: " + m_p.origin("network/egress_network");
+        }
         return {};
     }
 };
@@ -295,6 +394,12 @@ std::vector<Grant> beyond(const Policy& reference, const config::RunOptions& eff
     }
     for (const auto& [name, value] : effective.env)
         req.env.push_back(name);
+    req.values["network"] = effective.network.mode;
+    req.origin["network"] = "network";
+    for (const auto& rule : effective.network.allow)
+        req.lists["allow"].emplace_back(rule, "allow");
+    for (const auto& cidr : effective.network.allow_cidrs)
+        req.lists["allow_cidrs"].emplace_back(cidr, "allow_cidrs");
     config::RunOptions copy = effective;
     Recorder recorder;
     (void)enforce(reference, req, copy, recorder);

@@ -1,6 +1,8 @@
 #include "sandbox/run.hpp"
 
+#include "audit/events.hpp"
 #include "audit/redact_file.hpp"
+#include "sandbox/egress.hpp"
 #include "sandbox/secret_files.hpp"
 
 #include "audit/report.hpp"
@@ -16,6 +18,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -114,9 +117,11 @@ private:
         return !m_opts.secrets.empty() && m_ctx.decision.secret_inject == "file";
     }
     Result<void> collect();
+    Result<void> collect_changes();
     Result<void> check_protected(ChangeSet& changes);
     void teardown();
     void write_report();
+    json network_report() const;
     void say(const std::string& s) const {
         if (m_ctx.say) m_ctx.say(m_redactor.redact(s));
     }
@@ -136,7 +141,10 @@ private:
     std::string m_image_id;
     std::string m_container_id;
     std::string m_secrets_volume, m_secrets_holder; // file secrets: tmpfs volume, its holder
-    ContainerPlan m_plan;                           // what create asked for; verify compares
+    std::vector<std::string> m_image_entrypoint;
+    audit::EventLog m_events;                   // declared before m_egress, which writes to it
+    std::unique_ptr<EgressSidecar> m_egress;    // proxied network modes
+    ContainerPlan m_plan;                       // what create asked for; verify compares
     std::vector<std::string> m_create_warnings; // the engine's own word on what it did not apply
     ExitFacts m_facts;
     std::optional<Classification> m_class;
@@ -178,6 +186,11 @@ Result<void> Pipeline::resolve() {
                           "--out: " + m_out.string() + ": cannot create (" + ec.message() + ")");
     m_out_ready = true;
     if (auto r = m_output.open(m_out / "logs"); !r) return r;
+    if (auto r = m_events.open(m_out / "events.jsonl", &m_redactor); !r) return r;
+    m_events.append("run.start", {{"run_id", m_run_id},
+                                  {"image", m_opts.image},
+                                  {"network", m_opts.network.mode},
+                                  {"workspace_mode", config::to_string(m_opts.workspace_mode)}});
 
     if (m_opts.workspace_mode != config::WorkspaceMode::bind_ro) {
         std::vector<std::string> excludes = {".airlock"};
@@ -232,6 +245,12 @@ Result<void> Pipeline::preflight() {
     }
     if (!img) return img.error();
     m_image_id = img->value("Id", "");
+    if (img->contains("Config") && (*img)["Config"].is_object()) {
+        const json& ep = (*img)["Config"].value("Entrypoint", json());
+        if (ep.is_array())
+            for (const auto& a : ep)
+                if (a.is_string()) m_image_entrypoint.push_back(a.get<std::string>());
+    }
     json digests = img->contains("RepoDigests") ? (*img)["RepoDigests"] : json::array();
     m_report["image"] = {
         {"reference", m_opts.image}, {"id", m_image_id}, {"repo_digests", digests}};
@@ -253,12 +272,29 @@ Result<void> Pipeline::prepare() {
         if (!holder) return holder.error();
         m_secrets_holder = *holder;
     }
+    if (m_opts.network.proxied()) {
+        m_egress = std::make_unique<EgressSidecar>(
+            m_client, m_resources, m_run_id, m_opts.network, [this](const json& d) {
+                m_events.append("network.decision", d);
+                const std::string decision = d.value("decision", "");
+                if (decision != "allow")
+                    say("network: " + std::string(decision == "cut" ? "cut " : "refused ") +
+                        d.value("method", "") + " " + d.value("host", "") + ":" +
+                        std::to_string(d.value("port", 0)) + " (" + d.value("rule", "") + ")");
+            });
+        if (auto r = m_egress->start(); !r) return r;
+    }
     return {};
 }
 
 Result<void> Pipeline::create() {
-    m_plan = ContainerPlan{m_run_id, m_image_id, "airlock-" + m_run_id + "-workspace",
-                           m_workspace.string(), m_secrets_volume};
+    m_plan = ContainerPlan{m_run_id,
+                           m_image_id,
+                           "airlock-" + m_run_id + "-workspace",
+                           m_workspace.string(),
+                           m_secrets_volume,
+                           m_egress ? m_egress->volume() : std::string(),
+                           m_image_entrypoint};
     json body = build_create_body(m_opts, m_plan);
     auto c = m_client.container_create("airlock-" + m_run_id, body);
     if (!c) return c.error();
@@ -311,6 +347,8 @@ Result<void> Pipeline::copy_in_step() {
 }
 
 Result<void> Pipeline::start_and_wait() {
+    if (m_egress)
+        if (auto r = m_egress->ready(); !r) return r;
     // Attach first: all output from the first byte, with no race against a fast exit (a
     // logs?follow=1 after start can miss the output of a task that ends at once).
     std::optional<Result<void>> log_result;
@@ -442,6 +480,15 @@ Result<void> Pipeline::start_and_wait() {
 }
 
 Result<void> Pipeline::collect() {
+    // The task is over: the proxy's last decisions come in while the workspace is read back.
+    std::thread stopper;
+    if (m_egress) stopper = std::thread([this] { m_egress->stop(); });
+    auto r = collect_changes();
+    if (stopper.joinable()) stopper.join();
+    return r;
+}
+
+Result<void> Pipeline::collect_changes() {
     if (m_opts.workspace_mode == config::WorkspaceMode::bind_ro || !m_facts.started) return {};
     ChangeSet changes;
     if (m_opts.workspace_mode == config::WorkspaceMode::volume) {
@@ -557,10 +604,40 @@ Result<void> Pipeline::check_protected(ChangeSet& changes) {
 }
 
 void Pipeline::teardown() {
+    if (m_egress) m_egress->stop();
     auto errors = m_resources.teardown();
     m_report["teardown"] = {{"removed", m_resources.removed()}, {"errors", errors}};
     for (const auto& e : errors)
         say("teardown: could not remove " + e + " (run `airlock clean`)");
+}
+
+json Pipeline::network_report() const {
+    const auto& n = m_opts.network;
+    json j = {{"mode", n.mode}};
+    if (n.mode == "none") {
+        j["description"] = "no interface but lo";
+        return j;
+    }
+    j["egress_network"] = n.egress_network;
+    if (n.mode == "open") {
+        j["description"] = "the task is on the egress network itself; nothing is filtered";
+        return j;
+    }
+    j["description"] = n.mode == "audit"
+                           ? "no interface but lo; every request through the egress proxy, "
+                             "allowed and recorded (private addresses still refused)"
+                           : "no interface but lo; requests through the egress proxy, which "
+                             "lets through only what the rules allow";
+    j["rules"] = {{"allow", n.allow},
+                  {"deny", n.deny},
+                  {"methods", n.methods},
+                  {"allow_cidrs", n.allow_cidrs},
+                  {"upload_budget_bytes", n.upload_budget ? json(*n.upload_budget) : json()}};
+    if (m_egress) {
+        j["proxy"] = m_egress->report();
+        j["summary"] = network_summary(m_egress->decisions());
+    }
+    return j;
 }
 
 void Pipeline::write_report() {
@@ -591,7 +668,7 @@ void Pipeline::write_report() {
                           {"nproc", m_opts.nproc},
                           {"user", m_opts.user},
                           {"runtime", m_opts.runtime},
-                          {"network", "none"},
+                          {"network", m_opts.network.mode},
                           {"env", env_names}};
     m_report["limits_origin"] = m_opts.origin;
     if (m_ctx.policy) m_report["policy"] = policy::to_json(*m_ctx.policy);
@@ -603,6 +680,7 @@ void Pipeline::write_report() {
     m_report["secrets"] = {{"names", m_ctx.decision.secret_names},
                            {"inject", m_ctx.decision.secret_inject}};
     m_report["steps"] = m_steps;
+    m_report["network"] = network_report();
     m_report["output"] = {{"stdout_bytes", m_output.bytes_seen(docker::StreamId::stdout_)},
                           {"stderr_bytes", m_output.bytes_seen(docker::StreamId::stderr_)},
                           {"kept_bytes", m_output.bytes_written()},
@@ -676,6 +754,12 @@ RunOutcome Pipeline::run() {
     result["exit_code"] = out.exit_code;
     m_report["result"] = result;
     m_report["ended_at"] = audit::utc_now_rfc3339();
+    m_events.append("run.end", {{"exit_code", out.exit_code}, {"message", out.message}});
+    m_report["events"] = {{"path", "events.jsonl"},
+                          {"count", m_events.count()},
+                          {"last_digest", m_events.last_digest()}};
+    if (!m_events.error().empty()) say(m_events.error());
+    m_events.close();
     write_report();
     if (m_out_ready) out.out_dir = m_out;
     return out;

@@ -1,20 +1,37 @@
 #include "sandbox/spec.hpp"
 
 #include <filesystem>
+#include <set>
 
 namespace airlock::sandbox {
 
 using nlohmann::json;
 
+std::vector<std::string> init_entrypoint(const std::vector<std::string>& image_entrypoint) {
+    std::vector<std::string> argv = {k_init_path, "--relay",
+                                     std::to_string(k_proxy_port) + "=" + k_egress_socket, "--"};
+    argv.insert(argv.end(), image_entrypoint.begin(), image_entrypoint.end());
+    return argv;
+}
+
 json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
     json env = json::array();
-    bool home_set = false;
+    std::set<std::string> names;
     for (const auto& [name, value] : o.env) {
         env.push_back(name + "=" + value);
-        if (name == "HOME") home_set = true;
+        names.insert(name);
     }
     // The root filesystem is read-only; give tools a writable home on the tmpfs.
-    if (!home_set) env.push_back("HOME=/tmp");
+    if (!names.count("HOME")) env.push_back("HOME=/tmp");
+    const bool proxied = !plan.egress_volume.empty();
+    if (proxied) {
+        const std::string proxy = "http://127.0.0.1:" + std::to_string(k_proxy_port);
+        for (const char* name :
+             {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"})
+            if (!names.count(name)) env.push_back(std::string(name) + "=" + proxy);
+        for (const char* name : {"NO_PROXY", "no_proxy"})
+            if (!names.count(name)) env.push_back(std::string(name) + "=localhost,127.0.0.1,::1");
+    }
 
     json mounts = json::array();
     if (o.workspace_mode == config::WorkspaceMode::volume) {
@@ -34,6 +51,12 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
                           {"Source", plan.secrets_volume},
                           {"Target", k_secrets_mount},
                           {"ReadOnly", true}});
+    if (proxied)
+        mounts.push_back({{"Type", "volume"},
+                          {"Source", plan.egress_volume},
+                          {"Target", k_egress_mount},
+                          {"ReadOnly", true}});
+    const bool open = o.network.mode == "open";
 
     const auto mem = static_cast<std::int64_t>(o.memory);
     json host = {
@@ -46,7 +69,7 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
         {"CapAdd", json::array()},
         {"SecurityOpt", json::array({"no-new-privileges:true"})},
         {"Privileged", false},
-        {"NetworkMode", "none"},
+        {"NetworkMode", open ? o.network.egress_network : "none"},
         {"IpcMode", "private"},
         {"PidMode", ""},
         {"UTSMode", ""},
@@ -63,7 +86,7 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
         {"Runtime", o.runtime},
     };
 
-    return json{
+    json body{
         {"Image", plan.image_id},
         {"Cmd", o.command},
         {"User", o.user},
@@ -75,10 +98,12 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
         {"AttachStdin", false},
         {"AttachStdout", false},
         {"AttachStderr", false},
-        {"NetworkDisabled", true},
+        {"NetworkDisabled", !open},
         {"Labels", {{k_label_run, plan.run_id}, {k_label_role, "agent"}}},
         {"HostConfig", host},
     };
+    if (proxied) body["Entrypoint"] = init_entrypoint(plan.image_entrypoint);
+    return body;
 }
 
 namespace {
@@ -167,7 +192,10 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
     check("HostConfig.MemorySwap", get(hc, "MemorySwap"), mem);
     check("HostConfig.NanoCpus", get(hc, "NanoCpus"), o.nano_cpus);
     check("HostConfig.PidsLimit", get(hc, "PidsLimit"), o.pids);
-    check("HostConfig.NetworkMode", get(hc, "NetworkMode"), "none");
+    check("HostConfig.NetworkMode", get(hc, "NetworkMode"),
+          o.network.mode == "open" ? o.network.egress_network : "none");
+    if (!plan.egress_volume.empty())
+        check("Config.Entrypoint", get(cfg, "Entrypoint"), init_entrypoint(plan.image_entrypoint));
     check("HostConfig.Runtime", get(hc, "Runtime"), o.runtime);
     json cap_add = get(hc, "CapAdd");
     if (!cap_add.is_null() && !(cap_add.is_array() && cap_add.empty()))
@@ -236,6 +264,13 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
                 const bool rw = !m.contains("RW") || !m["RW"].is_boolean() || m["RW"].get<bool>();
                 if (type != "volume" || m.value("Name", "") != plan.secrets_volume || rw)
                     out.push_back({"Mounts./run/secrets", "read-only volume " + plan.secrets_volume,
+                                   type + " " + m.value("Name", source) + (rw ? " rw" : " ro")});
+                continue;
+            }
+            if (dest == k_egress_mount && !plan.egress_volume.empty()) {
+                const bool rw = !m.contains("RW") || !m["RW"].is_boolean() || m["RW"].get<bool>();
+                if (type != "volume" || m.value("Name", "") != plan.egress_volume || rw)
+                    out.push_back({"Mounts./run/airlock", "read-only volume " + plan.egress_volume,
                                    type + " " + m.value("Name", source) + (rw ? " rw" : " ro")});
                 continue;
             }

@@ -15,6 +15,12 @@ inline constexpr const char* k_label_run = "io.airlock.run";
 inline constexpr const char* k_label_role = "io.airlock.role";
 inline constexpr const char* k_workspace_path = "/workspace";
 inline constexpr const char* k_secrets_mount = "/run/secrets";
+// Proxied network modes: the sidecar's volume, read-only in the agent container; airlock-init
+// (PID 1) relays 127.0.0.1:3128 to the proxy's socket there.
+inline constexpr const char* k_egress_mount = "/run/airlock";
+inline constexpr const char* k_init_path = "/run/airlock/airlock-init";
+inline constexpr const char* k_egress_socket = "/run/airlock/egress.sock";
+inline constexpr int k_proxy_port = 3128;
 
 struct ContainerPlan {
     std::string run_id;
@@ -22,7 +28,13 @@ struct ContainerPlan {
     std::string workspace_volume;    // volume mode
     std::string workspace_host_path; // bind modes: absolute path
     std::string secrets_volume;      // file secrets: tmpfs volume, read-only at /run/secrets
+    std::string egress_volume;       // proxied network: the sidecar's volume, at /run/airlock
+    std::vector<std::string> image_entrypoint; // kept after airlock-init when it is PID 1
 };
+
+// The command line of the agent container in proxied modes: airlock-init, its relay, then the
+// image's own entrypoint and the command.
+std::vector<std::string> init_entrypoint(const std::vector<std::string>& image_entrypoint);
 
 // The POST /containers/create body with the hardening of DESIGN.md applied.
 nlohmann::json build_create_body(const config::RunOptions& opts, const ContainerPlan& plan);

@@ -1,0 +1,41 @@
+// One client connection: read the head, decide, refuse or connect and relay, record.
+#pragma once
+
+#include "egress/budget.hpp"
+#include "egress/config.hpp"
+#include "egress/fd.hpp"
+#include "egress/lines.hpp"
+#include "egress/proxy.hpp"
+
+#include <mutex>
+#include <vector>
+
+namespace airlock::egress {
+
+// What every connection of one serve() shares.
+class ProxyState {
+public:
+    ProxyState(const Config& config, LineSink sink, Fd stop_read);
+
+    const Config& config() const { return m_config; }
+    const std::vector<policy::Cidr>& allow_cidrs() const { return m_cidrs; }
+    UploadBudget& budget() { return m_budget; }
+    int stop_fd() const { return m_stop_read.get(); }
+    void emit(const nlohmann::json& line);
+
+private:
+    const Config m_config;
+    std::vector<policy::Cidr> m_cidrs;
+    UploadBudget m_budget;
+    LineSink m_sink;
+    std::mutex m_sink_mutex;
+    Fd m_stop_read;
+};
+
+// Runs on the connection's own thread until the connection ends and its line is written.
+void handle_connection(ProxyState& state, Fd client, DecisionRecord record);
+
+// Answers 503 and records it, for a connection over max_connections (or without a thread).
+void refuse_busy(ProxyState& state, Fd client, DecisionRecord record, std::string reason);
+
+} // namespace airlock::egress

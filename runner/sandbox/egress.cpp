@@ -1,0 +1,350 @@
+#include "sandbox/egress.hpp"
+
+#include "init/sidecar_binaries.hpp"
+#include "sandbox/scratch_image.hpp"
+
+#include <chrono>
+#include <map>
+#include <tuple>
+
+namespace airlock::sandbox {
+
+using nlohmann::json;
+using util::ErrorKind;
+using util::make_error;
+using util::Result;
+
+namespace {
+constexpr std::int64_t k_sidecar_memory = 256ll << 20;
+constexpr std::int64_t k_sidecar_pids = 2048; // a thread per connection (512 at most), lookups
+constexpr std::int64_t k_sidecar_nofile = 4096;
+constexpr std::size_t k_line_max = 1 << 16;
+constexpr auto k_ready_timeout = std::chrono::seconds(15);
+constexpr auto k_stop_timeout = std::chrono::seconds(5);
+} // namespace
+
+json egress_config(const config::NetworkOptions& net) {
+    json budget = net.upload_budget ? json(*net.upload_budget) : json();
+    return {{"mode", net.mode},
+            {"allow", net.allow},
+            {"deny", net.deny},
+            {"methods", net.methods},
+            {"allow_cidrs", net.allow_cidrs},
+            {"upload_budget", budget},
+            {"listen", k_egress_socket},
+            {"copy_init", {{"from", "/airlock-init"}, {"to", k_init_path}}}};
+}
+
+json egress_create_body(const std::string& run_id, const std::string& image,
+                        const std::string& volume, const config::NetworkOptions& net) {
+    json host = {
+        {"NetworkMode", net.egress_network},
+        {"ReadonlyRootfs", true},
+        {"CapDrop", json::array({"ALL"})},
+        {"CapAdd", json::array()},
+        {"SecurityOpt", json::array({"no-new-privileges:true"})},
+        {"Privileged", false},
+        {"Memory", k_sidecar_memory},
+        {"MemorySwap", k_sidecar_memory},
+        {"NanoCpus", 1'000'000'000},
+        {"PidsLimit", k_sidecar_pids},
+        {"IpcMode", "private"},
+        {"Ulimits",
+         json::array(
+             {{{"Name", "nofile"}, {"Soft", k_sidecar_nofile}, {"Hard", k_sidecar_nofile}}})},
+        {"Mounts", json::array({{{"Type", "volume"},
+                                 {"Source", volume},
+                                 {"Target", k_egress_mount},
+                                 {"ReadOnly", false}}})},
+        {"AutoRemove", false},
+        {"RestartPolicy", {{"Name", "no"}}},
+        {"LogConfig", {{"Type", "none"}, {"Config", json::object()}}},
+    };
+    return {{"Image", image},
+            {"Entrypoint", json::array({"/airlock-egress"})},
+            {"Cmd", json::array({"--config", egress_config(net).dump()})},
+            {"User", k_egress_user},
+            {"WorkingDir", "/"},
+            {"Env", json::array()},
+            {"Hostname", "airlock-egress"},
+            {"Tty", false},
+            {"OpenStdin", false},
+            {"AttachStdout", true},
+            {"AttachStderr", true},
+            {"Labels", {{k_label_run, run_id}, {k_label_role, "egress"}}},
+            {"HostConfig", host}};
+}
+
+std::vector<Mismatch> verify_egress(const json& inspect, const std::string& volume,
+                                    const config::NetworkOptions& net) {
+    std::vector<Mismatch> out;
+    const json empty = json::object();
+    const json& hc = inspect.contains("HostConfig") ? inspect["HostConfig"] : empty;
+    const json& cfg = inspect.contains("Config") ? inspect["Config"] : empty;
+    auto get = [](const json& j, const char* k) { return j.contains(k) ? j[k] : json(); };
+    auto check = [&](const std::string& field, const json& actual, const json& expected) {
+        if (actual != expected) out.push_back({field, expected.dump(), actual.dump()});
+    };
+    check("User", get(cfg, "User"), k_egress_user);
+    check("HostConfig.Privileged", get(hc, "Privileged"), false);
+    check("HostConfig.ReadonlyRootfs", get(hc, "ReadonlyRootfs"), true);
+    check("HostConfig.CapDrop", get(hc, "CapDrop"), json::array({"ALL"}));
+    check("HostConfig.Memory", get(hc, "Memory"), k_sidecar_memory);
+    check("HostConfig.PidsLimit", get(hc, "PidsLimit"), k_sidecar_pids);
+    check("HostConfig.NetworkMode", get(hc, "NetworkMode"), net.egress_network);
+    json cap_add = get(hc, "CapAdd");
+    if (!cap_add.is_null() && !(cap_add.is_array() && cap_add.empty()))
+        out.push_back({"HostConfig.CapAdd", "[]", cap_add.dump()});
+    bool nnp = false;
+    for (const auto& v : security_opt_values(get(hc, "SecurityOpt"), "no-new-privileges"))
+        if (v.empty() || v == "true") nnp = true;
+    if (!nnp) out.push_back({"HostConfig.SecurityOpt", "no-new-privileges:true", "absent"});
+    for (const char* ns : {"PidMode", "IpcMode", "UTSMode", "UsernsMode"}) {
+        auto v = get(hc, ns);
+        if (v.is_string() && v.get<std::string>().rfind("host", 0) == 0)
+            out.push_back({std::string("HostConfig.") + ns, "not host", v.dump()});
+    }
+    const json mounts = get(inspect, "Mounts");
+    bool seen = false;
+    if (mounts.is_array())
+        for (const auto& m : mounts) {
+            const std::string dest = m.value("Destination", "");
+            if (dest == k_egress_mount && m.value("Type", "") == "volume" &&
+                m.value("Name", "") == volume && !mounts_engine_socket(m)) {
+                seen = true;
+                continue;
+            }
+            out.push_back({"Mounts", std::string("only the volume at ") + k_egress_mount,
+                           m.value("Type", "") + " " + m.value("Source", "") + " at " + dest});
+        }
+    if (!seen) out.push_back({"Mounts", std::string("volume at ") + k_egress_mount, "no mount"});
+    return out;
+}
+
+json network_summary(const std::vector<json>& decisions) {
+    // (host, port) -> requests, bytes up, bytes down, for what was let through.
+    std::map<std::pair<std::string, std::int64_t>,
+             std::tuple<std::int64_t, std::int64_t, std::int64_t>>
+        allowed;
+    json refused = json::array();
+    std::int64_t n_allow = 0, n_deny = 0, n_cut = 0;
+    auto num = [](const json& j, const char* k) {
+        return j.contains(k) && j[k].is_number_integer() ? j[k].get<std::int64_t>()
+                                                         : std::int64_t{0};
+    };
+    for (const auto& d : decisions) {
+        const std::string decision = d.value("decision", "");
+        if (decision == "allow") {
+            ++n_allow;
+            auto& [count, up, down] = allowed[{d.value("host", std::string()), num(d, "port")}];
+            ++count;
+            up += num(d, "bytes_up");
+            down += num(d, "bytes_down");
+        } else {
+            decision == "cut" ? ++n_cut : ++n_deny;
+            refused.push_back(d);
+        }
+    }
+    json hosts = json::array();
+    for (const auto& [key, value] : allowed)
+        hosts.push_back({{"host", key.first},
+                         {"port", key.second},
+                         {"requests", std::get<0>(value)},
+                         {"bytes_up", std::get<1>(value)},
+                         {"bytes_down", std::get<2>(value)}});
+    return {{"decisions", static_cast<std::int64_t>(decisions.size())},
+            {"allowed", n_allow},
+            {"denied", n_deny},
+            {"cut", n_cut},
+            {"hosts", hosts},
+            {"refusals", refused}};
+}
+
+EgressSidecar::EgressSidecar(docker::Client& client, Resources& resources, std::string run_id,
+                             config::NetworkOptions net, OnDecision on_decision)
+    : m_client(client), m_resources(resources), m_run_id(std::move(run_id)), m_net(std::move(net)),
+      m_on_decision(std::move(on_decision)) {}
+
+EgressSidecar::~EgressSidecar() {
+    if (m_starter.joinable()) m_starter.join();
+    m_stop_attach.cancel();
+    if (m_attach.joinable()) m_attach.join();
+}
+
+Result<void> EgressSidecar::start() {
+    if (m_net.egress_network != "bridge") {
+        auto found = m_client.network_inspect(m_net.egress_network);
+        if (!found && found.error().kind == ErrorKind::not_found)
+            return make_error(ErrorKind::invalid_input,
+                              "egress network \"" + m_net.egress_network +
+                                  "\" does not exist on the engine (create it with `docker "
+                                  "network create " +
+                                  m_net.egress_network +
+                                  "`, or change network.egress_network / --egress-network)");
+        if (!found) return found.error();
+    }
+    auto image = ensure_scratch_image(
+        m_client, "airlock/egress",
+        {{"airlock-egress", init::egress_binary()}, {"airlock-init", init::init_binary()}});
+    if (!image) return image.error();
+    m_image = *image;
+
+    // tmpfs: the socket and airlock-init never touch the engine host's disk, and the proxy
+    // (uid 65534) owns the directory it creates its socket in.
+    m_volume = "airlock-" + m_run_id + "-egress";
+    if (auto r =
+            m_client.volume_create(m_volume, {{k_label_run, m_run_id}, {k_label_role, "egress"}},
+                                   {{"type", "tmpfs"},
+                                    {"device", "tmpfs"},
+                                    {"o", "size=16m,mode=0755,uid=65534,gid=65534"}});
+        !r)
+        return r;
+    m_resources.add_volume(m_volume);
+
+    auto created = m_client.container_create(
+        "airlock-" + m_run_id + "-egress", egress_create_body(m_run_id, m_image, m_volume, m_net));
+    if (!created) return created.error();
+    m_container = created->id;
+    m_resources.add_container(m_container);
+    auto ins = m_client.container_inspect(m_container);
+    if (!ins) return ins.error();
+    auto mismatches = verify_egress(*ins, m_volume, m_net);
+    for (const auto& w : created->warnings)
+        mismatches.push_back({"Warnings", "none", w});
+    json list = json::array();
+    for (const auto& m : mismatches)
+        list.push_back({{"field", m.field}, {"expected", m.expected}, {"actual", m.actual}});
+    m_verification = {{"verified", mismatches.empty()}, {"mismatches", list}};
+    if (!mismatches.empty())
+        return make_error(ErrorKind::refused,
+                          "the engine did not apply " + mismatches.front().field +
+                              " to the egress proxy (wanted " + mismatches.front().expected +
+                              ", got " + mismatches.front().actual + ")");
+
+    m_starter = std::thread([this] {
+        auto r = attach_and_start();
+        std::lock_guard<std::mutex> lock(m_mu);
+        m_start_result = std::move(r);
+    });
+    return {};
+}
+
+Result<void> EgressSidecar::ready() {
+    if (m_starter.joinable()) m_starter.join();
+    std::lock_guard<std::mutex> lock(m_mu);
+    if (!m_start_result)
+        return make_error(ErrorKind::server_error, "the egress proxy was not started");
+    return *m_start_result;
+}
+
+Result<void> EgressSidecar::attach_and_start() {
+    m_attach = std::thread([this] {
+        auto r = m_client.container_attach(
+            m_container,
+            [this](docker::StreamId s, std::string_view d) {
+                on_output(s, d);
+                return true;
+            },
+            [this](bool ok) {
+                std::lock_guard<std::mutex> lock(m_mu);
+                m_attached = ok;
+                m_cv.notify_all();
+            },
+            &m_stop_attach);
+        std::lock_guard<std::mutex> lock(m_mu);
+        if (!r) m_errors.push_back("attach: " + r.error().message);
+        if (!m_attached) m_attached = false;
+        m_ended = true;
+        m_cv.notify_all();
+    });
+    {
+        std::unique_lock<std::mutex> lock(m_mu);
+        m_cv.wait(lock, [&] { return m_attached.has_value(); });
+        if (!*m_attached)
+            return make_error(ErrorKind::server_error,
+                              "could not attach to the egress proxy" +
+                                  (m_errors.empty() ? std::string() : ": " + m_errors.back()));
+    }
+    if (auto r = m_client.container_start(m_container); !r) return r;
+    std::unique_lock<std::mutex> lock(m_mu);
+    m_cv.wait_for(lock, k_ready_timeout, [&] { return m_ready || m_ended; });
+    if (m_ready) return {};
+    std::string why =
+        m_errors.empty() ? std::string("no word from it within 15 s") : m_errors.back();
+    return make_error(ErrorKind::server_error, "the egress proxy did not start: " + why);
+}
+
+void EgressSidecar::on_output(docker::StreamId stream, std::string_view data) {
+    const bool out = stream == docker::StreamId::stdout_;
+    std::string& buf = out ? m_out_buf : m_err_buf;
+    buf.append(data);
+    std::size_t start = 0;
+    for (;;) {
+        auto nl = buf.find('\n', start);
+        if (nl == std::string::npos) break;
+        line(buf.substr(start, nl - start), out);
+        start = nl + 1;
+    }
+    buf.erase(0, start);
+    if (buf.size() > k_line_max) buf.clear(); // a runaway line is dropped, never buffered
+}
+
+void EgressSidecar::line(const std::string& text, bool is_stdout) {
+    if (text.empty()) return;
+    if (!is_stdout) {
+        std::lock_guard<std::mutex> lock(m_mu);
+        if (m_errors.size() < 20) m_errors.push_back(text);
+        return;
+    }
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        std::lock_guard<std::mutex> lock(m_mu);
+        if (m_errors.size() < 20) m_errors.push_back("unreadable line from the proxy: " + text);
+        return;
+    }
+    const std::string type = j.value("type", "");
+    if (type == "decision") {
+        j.erase("type");
+        {
+            std::lock_guard<std::mutex> lock(m_mu);
+            m_decisions.push_back(j);
+        }
+        if (m_on_decision) m_on_decision(j);
+        return;
+    }
+    std::lock_guard<std::mutex> lock(m_mu);
+    if (type == "ready") {
+        m_ready = true;
+        m_cv.notify_all();
+    } else if (type == "error" && m_errors.size() < 20) {
+        m_errors.push_back(j.value("message", text));
+    }
+}
+
+void EgressSidecar::stop() {
+    if (m_stopped || m_container.empty()) return;
+    m_stopped = true;
+    if (m_starter.joinable()) m_starter.join();
+    (void)m_client.container_kill(m_container, "TERM");
+    {
+        std::unique_lock<std::mutex> lock(m_mu);
+        m_cv.wait_for(lock, k_stop_timeout, [&] { return m_ended; });
+    }
+    m_stop_attach.cancel();
+    if (m_attach.joinable()) m_attach.join();
+}
+
+json EgressSidecar::report() const {
+    std::lock_guard<std::mutex> lock(m_mu);
+    json errors = m_errors;
+    return {
+        {"image", m_image},      {"container", m_container},      {"network", m_net.egress_network},
+        {"user", k_egress_user}, {"enforcement", m_verification}, {"messages", errors}};
+}
+
+std::vector<json> EgressSidecar::decisions() const {
+    std::lock_guard<std::mutex> lock(m_mu);
+    return m_decisions;
+}
+
+} // namespace airlock::sandbox

@@ -1,0 +1,440 @@
+// Network modes against the real engine, with the project's own test hosts only: a docker network
+// this test creates, HTTP(S) test servers on it with aliases (allowed.test, denied.test), a test
+// CA, and the egress proxy pointed at that network with --egress-network. Nothing here sends
+// traffic to any address but the containers this file starts.
+#include "harness.hpp"
+
+#include "audit/events.hpp"
+#include "sandbox/scratch_image.hpp"
+#include "util/fd.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+using namespace airlock;
+using namespace airlock::test;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* k_test_label = "io.airlock.test";
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void sh(const std::string& cmd, const fs::path& dir) {
+    const std::string full = "cd '" + dir.string() + "' && " + cmd + " >>pki.log 2>&1";
+    INFO(full);
+    REQUIRE(std::system(full.c_str()) == 0);
+}
+
+// One test server: its container, its address on the network, the lines it printed.
+struct Server {
+    std::string id, name, ip;
+};
+
+// A network of the test's own with test servers on it, made once per test process and removed
+// at exit. Everything carries io.airlock.test, so a crashed earlier run's leftovers go first.
+class TestNet {
+public:
+    static TestNet& get() {
+        static TestNet net;
+        return net;
+    }
+    TestNet(const TestNet&) = delete;
+    TestNet& operator=(const TestNet&) = delete;
+    ~TestNet() { remove_all(); }
+
+    std::string name, subnet;
+    std::string ll_name, ll_subnet; // a link-local network (169.254.77.0/24) of our own
+    fs::path ca_pem;
+    Server allowed, denied, metadata;
+
+    // Connections a server has accepted so far.
+    static int connections(const Server& s) {
+        std::string text;
+        (void)client().container_logs(s.id, false, [&](docker::StreamId id, std::string_view d) {
+            if (id == docker::StreamId::stdout_) text.append(d);
+            return true;
+        });
+        int n = 0;
+        for (std::size_t pos = 0; (pos = text.find("\"conn\":", pos)) != std::string::npos; ++pos)
+            ++n;
+        return n;
+    }
+
+private:
+    TempDir m_pki;
+    std::string m_image;
+    std::vector<std::string> m_networks;
+
+    TestNet() {
+        remove_all();
+        auto& c = client();
+        m_image = [&] {
+            const std::string bin = slurp(AIRLOCK_TESTSERVER_BINARY);
+            REQUIRE(!bin.empty());
+            auto ref = sandbox::ensure_scratch_image(c, "airlock-test/testserver",
+                                                     {{"airlock-testserver", bin}});
+            REQUIRE(ref);
+            return *ref;
+        }();
+        make_pki();
+        std::random_device rd;
+        char suffix[16];
+        std::snprintf(suffix, sizeof suffix, "%06x", rd() & 0xffffffu);
+        name = std::string("airlock-it-net-") + suffix;
+        ll_name = std::string("airlock-it-ll-") + suffix;
+        subnet = make_network(name, "");
+        ll_subnet = make_network(ll_name, "169.254.77.0/24");
+        allowed = start_server("allowed", name, {"allowed.test"});
+        denied = start_server("denied", name, {"denied.test"});
+        metadata = start_server("metadata", ll_name, {"metadata.test"});
+    }
+
+    void make_pki() {
+        const fs::path d = m_pki.path();
+        const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+        sh("openssl req -x509 " + ec +
+               " -keyout ca.key -out ca.pem -days 2 -subj /CN=airlock-test-ca"
+               " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign",
+           d);
+        sh("openssl req " + ec + " -keyout server.key -out server.csr -subj /CN=allowed.test", d);
+        write_file(d / "ext.cnf", "subjectAltName=DNS:allowed.test,DNS:denied.test,"
+                                  "DNS:metadata.test\nbasicConstraints=CA:FALSE\n"
+                                  "extendedKeyUsage=serverAuth\n");
+        sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+           " -out server.pem -days 2 -extfile ext.cnf",
+           d);
+        ca_pem = d / "ca.pem";
+    }
+
+    std::string make_network(const std::string& net, const std::string& want_subnet) {
+        auto& c = client();
+        auto id = c.network_create(net, {{k_test_label, "network"}}, false, want_subnet);
+        INFO("create network " << net << " " << want_subnet);
+        REQUIRE(id);
+        m_networks.push_back(net);
+        auto ins = c.network_inspect(net);
+        REQUIRE(ins);
+        return (*ins)["IPAM"]["Config"][0]["Subnet"].get<std::string>();
+    }
+
+    Server start_server(const std::string& server, const std::string& net,
+                        const std::vector<std::string>& aliases) {
+        auto& c = client();
+        const fs::path d = m_pki.path();
+        json body = {
+            {"Image", m_image},
+            {"Cmd", json::array({"/airlock-testserver", "--name", server, "--http", "80", "--https",
+                                 "443"})},
+            {"Env", json::array({"AIRLOCK_TS_CERT=" + slurp(d / "server.pem"),
+                                 "AIRLOCK_TS_KEY=" + slurp(d / "server.key")})},
+            {"Labels", {{k_test_label, "server"}}},
+            {"HostConfig", {{"NetworkMode", net}, {"Memory", 256 << 20}}},
+            {"NetworkingConfig", {{"EndpointsConfig", {{net, {{"Aliases", aliases}}}}}}},
+        };
+        auto created = c.container_create("", body);
+        INFO("create test server " << server);
+        REQUIRE(created);
+        REQUIRE(c.container_start(created->id));
+        auto ins = c.container_inspect(created->id);
+        REQUIRE(ins);
+        Server s{created->id, server,
+                 (*ins)["NetworkSettings"]["Networks"][net]["IPAddress"].get<std::string>()};
+        // Wait until it listens: its first line comes after bind.
+        for (int i = 0; i < 100; ++i) {
+            std::string text;
+            (void)c.container_logs(s.id, false, [&](docker::StreamId, std::string_view x) {
+                text.append(x);
+                return true;
+            });
+            if (!text.empty()) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        return s;
+    }
+
+    void remove_all() {
+        auto& c = client();
+        if (auto cs = c.containers_by_label(k_test_label, ""); cs)
+            for (const auto& x : *cs)
+                (void)c.container_remove(x.value("Id", ""), docker::Force::yes);
+        if (auto ns = c.networks_by_label(k_test_label, ""); ns)
+            for (const auto& x : *ns)
+                (void)c.network_remove(x.value("Id", ""));
+    }
+};
+
+struct NetRun {
+    Proc proc;
+    json report;
+    std::string out; // the task's stdout
+    fs::path dir;
+};
+
+// Runs `script` under `sh -c` in allowlist mode (unless extra says otherwise), with the test CA
+// in the workspace as /workspace/ca.pem.
+NetRun run_script(const TempDir& ws, const TempDir& out, const std::vector<std::string>& extra,
+                  const std::string& script) {
+    auto& net = TestNet::get();
+    fs::copy_file(net.ca_pem, ws.path() / "ca.pem", fs::copy_options::overwrite_existing);
+    NetRun r;
+    r.dir = out.path() / "run";
+    r.proc = run_airlock(run_args(ws.path(), r.dir, extra, {"sh", "-c", script}));
+    INFO(r.proc.err);
+    if (fs::exists(r.dir / "report.json")) r.report = read_report(r.dir);
+    if (fs::exists(r.dir / "logs" / "stdout.log")) r.out = read_file(r.dir / "logs" / "stdout.log");
+    return r;
+}
+
+std::vector<std::string> allowlist_args(const std::vector<std::string>& more) {
+    auto& net = TestNet::get();
+    std::vector<std::string> a = {"--policy",  "permissive",       "--network",
+                                  "allowlist", "--egress-network", net.name};
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+}
+
+// The refusals in a report's network summary with this rule prefix.
+std::vector<json> refusals(const json& report, const std::string& rule_prefix) {
+    std::vector<json> out;
+    for (const auto& d : report["network"]["summary"]["refusals"])
+        if (d.value("rule", "").rfind(rule_prefix, 0) == 0) out.push_back(d);
+    return out;
+}
+
+bool has_line(const std::string& text, const std::string& line) {
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);)
+        if (l == line) return true;
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("allowlist: allowed hosts work over HTTP and HTTPS, denied ones get 403, and the agent "
+          "has no other way out",
+          "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out;
+    const int allowed_before = TestNet::connections(net.allowed);
+    const int denied_before = TestNet::connections(net.denied);
+    const std::string script =
+        "curl -sS --max-time 10 http://allowed.test/hello; echo \"http=$?\"\n"
+        "curl -sS --max-time 10 --cacert /workspace/ca.pem https://allowed.test/hello; "
+        "echo \"https=$?\"\n"
+        "curl -sS --max-time 10 -D /tmp/h -o /tmp/b http://denied.test/hello; "
+        "echo \"denied_http=$?\"; head -n1 /tmp/h | tr -d '\\r'; "
+        "grep -i '^x-airlock-deny-reason:' /tmp/h | tr -d '\\r'; cat /tmp/b\n"
+        "curl -sS --max-time 10 --cacert /workspace/ca.pem https://denied.test/hello; "
+        "echo \"denied_https=$?\"\n"
+        "curl -sS --noproxy '*' --max-time 5 http://" +
+        net.allowed.ip +
+        "/hello; echo \"direct=$?\"\n"
+        "getent hosts allowed.test; echo \"dns=$?\"\n"
+        "getent hosts example.com; echo \"dns_other=$?\"\n";
+    auto r = run_script(
+        ws, out, allowlist_args({"--allow", "allowed.test", "--allow-cidr", net.subnet}), script);
+    INFO(r.proc.err);
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK(has_line(r.out, "hello from allowed"));
+    CHECK(has_line(r.out, "http=0"));
+    CHECK(has_line(r.out, "https=0"));
+    CHECK(has_line(r.out, "denied_http=0")); // curl got an answer: the 403
+    CHECK(has_line(r.out, "HTTP/1.1 403 Forbidden"));
+    CHECK_THAT(r.out, Catch::Contains("X-Airlock-Deny-Reason:") ||
+                          Catch::Contains("x-airlock-deny-reason:"));
+    CHECK_THAT(r.out, Catch::Contains("network.allow"));
+    CHECK_FALSE(has_line(r.out, "denied_https=0"));
+    CHECK_FALSE(has_line(r.out, "direct=0"));
+    CHECK_FALSE(has_line(r.out, "dns=0"));
+    CHECK_FALSE(has_line(r.out, "dns_other=0"));
+    CHECK_THAT(r.out, !Catch::Contains("hello from denied"));
+
+    // The servers saw exactly the two allowed requests and nothing for denied.test.
+    CHECK(TestNet::connections(net.allowed) == allowed_before + 2);
+    CHECK(TestNet::connections(net.denied) == denied_before);
+
+    const json& n = r.report["network"];
+    CHECK(n["mode"] == "allowlist");
+    CHECK(n["egress_network"] == net.name);
+    CHECK(n["proxy"]["enforcement"]["verified"] == true);
+    CHECK(n["summary"]["allowed"] == 2);
+    CHECK(n["summary"]["denied"] == 2);
+    int hosts = 0;
+    for (const auto& h : n["summary"]["hosts"])
+        if (h["host"] == "allowed.test") {
+            ++hosts;
+            CHECK(h["requests"] == 1);
+            CHECK(h["bytes_down"].get<long>() > 0);
+        }
+    CHECK(hosts == 2); // :80 and :443
+    for (const auto& d : n["summary"]["refusals"]) {
+        CHECK(d["host"] == "denied.test");
+        CHECK(d["decision"] == "deny");
+        CHECK_FALSE(d.value("reason", "").empty());
+    }
+    // Every decision is an event too, and the chain holds.
+    auto chain = audit::verify_event_chain(r.dir / "events.jsonl");
+    REQUIRE(chain);
+    const std::string events = read_file(r.dir / "events.jsonl");
+    std::size_t decisions = 0;
+    for (std::size_t pos = 0;
+         (pos = events.find("\"type\":\"network.decision\"", pos)) != std::string::npos; ++pos)
+        ++decisions;
+    CHECK(decisions == 4);
+    require_nothing_left(r.proc);
+}
+
+TEST_CASE("allowlist: a CONNECT whose TLS SNI names another host is cut before any connect",
+          "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out;
+    const int before = TestNet::connections(net.allowed);
+    auto r = run_script(
+        ws, out, allowlist_args({"--allow", "allowed.test", "--allow-cidr", net.subnet}),
+        "openssl s_client -proxy 127.0.0.1:3128 -connect allowed.test:443 -servername denied.test"
+        " </dev/null >/tmp/o 2>&1; echo \"sni=$?\"");
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK_FALSE(has_line(r.out, "sni=0"));
+    auto cut = refusals(r.report, "sni");
+    REQUIRE(cut.size() == 1);
+    CHECK(cut[0]["decision"] == "cut");
+    CHECK(cut[0]["sni"] == "denied.test");
+    CHECK(TestNet::connections(net.allowed) == before);
+    require_nothing_left(r.proc);
+}
+
+TEST_CASE("allowlist: a name that resolves to a private address is refused unless its CIDR is "
+          "allowed",
+          "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out;
+    const int before = TestNet::connections(net.allowed);
+    auto r = run_script(ws, out, allowlist_args({"--allow", "allowed.test"}),
+                        "curl -sS --max-time 10 -D /tmp/h http://allowed.test/hello; "
+                        "grep -i '^x-airlock-deny-reason:' /tmp/h");
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("--allow-cidr"));
+    auto refused = refusals(r.report, "private address");
+    REQUIRE(refused.size() == 1);
+    CHECK_THAT(refused[0]["rule"].get<std::string>(), Catch::Contains(net.allowed.ip));
+    CHECK(TestNet::connections(net.allowed) == before); // refused before any connect
+    require_nothing_left(r.proc);
+}
+
+TEST_CASE("allowlist: link-local addresses are refused before any connect",
+          "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out;
+    const int before = TestNet::connections(net.metadata);
+    // The test's own link-local network, where metadata.test is a test server of ours: were the
+    // fence to fail, the connection would still reach only our container, and we would see it.
+    auto r = run_script(ws, out,
+                        {"--policy", "permissive", "--network", "allowlist", "--egress-network",
+                         net.ll_name, "--allow", "metadata.test"},
+                        "curl -sS --max-time 10 http://metadata.test/hello; echo \"http=$?\"\n"
+                        "curl -sS --max-time 10 --cacert /workspace/ca.pem "
+                        "https://metadata.test/hello; echo \"https=$?\"");
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK_THAT(r.out, !Catch::Contains("hello from metadata"));
+    auto refused = refusals(r.report, "private address");
+    REQUIRE(refused.size() == 2);
+    for (const auto& d : refused)
+        CHECK_THAT(d["rule"].get<std::string>(), Catch::Contains("169.254.77."));
+    CHECK(TestNet::connections(net.metadata) == before);
+    require_nothing_left(r.proc);
+}
+
+TEST_CASE("allowlist: the upload budget cuts an upload", "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out, pol;
+    write_file(pol.path() / "budget.json",
+               R"({"name": "budget", "network": {"upload_budget": "64k"}})");
+    auto r = run_script(ws, out,
+                        allowlist_args({"--policy", (pol.path() / "budget.json").string(),
+                                        "--allow", "allowed.test", "--allow-cidr", net.subnet}),
+                        "head -c 1048576 /dev/zero > /tmp/blob\n"
+                        "curl -sS --max-time 20 --data-binary @/tmp/blob "
+                        "http://allowed.test/upload; echo \"http=$?\"\n"
+                        "curl -sS --max-time 20 --cacert /workspace/ca.pem --data-binary "
+                        "@/tmp/blob https://allowed.test/upload; echo \"https=$?\"\n"
+                        "curl -sS --max-time 20 http://allowed.test/hello; echo \"after=$?\"");
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK_THAT(r.out, !Catch::Contains("received 1048576"));
+    auto cut = refusals(r.report, "upload budget");
+    REQUIRE(cut.size() >= 1);
+    CHECK(cut[0]["decision"] == "cut");
+    CHECK(cut[0]["bytes_up"].get<long>() <= 64 * 1024);
+    require_nothing_left(r.proc);
+}
+
+TEST_CASE("audit: everything goes through and is recorded", "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out;
+    auto r = run_script(ws, out,
+                        {"--policy", "permissive", "--network", "audit", "--egress-network",
+                         net.name, "--allow-cidr", net.subnet},
+                        "curl -sS --max-time 10 http://denied.test/hello; echo \"http=$?\"\n"
+                        "curl -sS --max-time 10 --cacert /workspace/ca.pem "
+                        "https://allowed.test/hello; echo \"https=$?\"");
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK(has_line(r.out, "hello from denied"));
+    CHECK(has_line(r.out, "hello from allowed"));
+    const json& s = r.report["network"]["summary"];
+    CHECK(r.report["network"]["mode"] == "audit");
+    CHECK(s["allowed"] == 2);
+    CHECK(s["refusals"].empty());
+    require_nothing_left(r.proc);
+}
+
+TEST_CASE("network flags are checked against the policy before anything starts",
+          "[integration][network]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    SECTION("standard does not let flags add hosts") {
+        auto p =
+            run_airlock(run_args(ws.path(), out.path() / "r",
+                                 {"--network", "allowlist", "--allow", "allowed.test"}, {"true"}));
+        CHECK(p.exit_code == 126);
+        CHECK_THAT(p.err, Catch::Contains("network.flags_may_add_hosts"));
+    }
+    SECTION("open needs an approval") {
+        auto p = run_airlock(run_args(ws.path(), out.path() / "r",
+                                      {"--policy", "permissive", "--network", "open"}, {"true"}));
+        CHECK(p.exit_code == 126);
+        CHECK_THAT(p.err, Catch::Contains("network.open"));
+    }
+    SECTION("a missing egress network is a usage error, and nothing is left") {
+        auto p = run_airlock(run_args(ws.path(), out.path() / "r",
+                                      {"--policy", "permissive", "--network", "allowlist",
+                                       "--egress-network", "airlock-no-such-network"},
+                                      {"true"}));
+        CHECK(p.exit_code == 2);
+        CHECK_THAT(p.err, Catch::Contains("docker network create airlock-no-such-network"));
+        require_nothing_left(p);
+    }
+    CHECK(airlock_leftovers().empty());
+}

@@ -1,0 +1,169 @@
+// The egress sidecar as airlock plans it: its config, its create body, how its inspect is
+// verified, the agent container in proxied modes, and the report's summary of decisions.
+#include "sandbox/egress.hpp"
+#include "sandbox/spec.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace airlock;
+using namespace airlock::sandbox;
+using nlohmann::json;
+
+namespace {
+
+config::NetworkOptions allowlist() {
+    config::NetworkOptions n;
+    n.mode = "allowlist";
+    n.allow = {"allowed.test:80", "*.allowed.test"};
+    n.deny = {"denied.test"};
+    n.methods = {"GET", "HEAD"};
+    n.allow_cidrs = {"172.30.0.0/16"};
+    n.upload_budget = 4096;
+    n.egress_network = "airlock-test-net";
+    return n;
+}
+
+// What an engine's inspect shows for a container created from `body`, as far as we check.
+json inspect_of(const json& body) {
+    json ins = {
+        {"Config", {{"User", body["User"]}, {"Entrypoint", body.value("Entrypoint", json())}}},
+        {"HostConfig", body["HostConfig"]},
+        {"Mounts", json::array()}};
+    for (const auto& m : body["HostConfig"]["Mounts"])
+        ins["Mounts"].push_back({{"Type", m["Type"]},
+                                 {"Name", m["Source"]},
+                                 {"Source", "/var/lib/docker/volumes/x/_data"},
+                                 {"Destination", m["Target"]},
+                                 {"RW", !m["ReadOnly"].get<bool>()}});
+    return ins;
+}
+
+} // namespace
+
+TEST_CASE("the proxy's config carries the rules and the socket", "[egress]") {
+    json c = egress_config(allowlist());
+    CHECK(c["mode"] == "allowlist");
+    CHECK(c["allow"] == json::array({"allowed.test:80", "*.allowed.test"}));
+    CHECK(c["deny"] == json::array({"denied.test"}));
+    CHECK(c["methods"] == json::array({"GET", "HEAD"}));
+    CHECK(c["allow_cidrs"] == json::array({"172.30.0.0/16"}));
+    CHECK(c["upload_budget"] == 4096);
+    CHECK(c["listen"] == "/run/airlock/egress.sock");
+    CHECK(c["copy_init"]["to"] == "/run/airlock/airlock-init");
+    auto none = allowlist();
+    none.upload_budget.reset();
+    CHECK(egress_config(none)["upload_budget"].is_null());
+}
+
+TEST_CASE("the sidecar is non-root, without capabilities, read-only, on the egress network",
+          "[egress]") {
+    json b = egress_create_body("r1", "airlock/egress:abc", "airlock-r1-egress", allowlist());
+    CHECK(b["User"] == "65534:65534");
+    CHECK(b["Labels"]["io.airlock.run"] == "r1");
+    CHECK(b["Labels"]["io.airlock.role"] == "egress");
+    const json& h = b["HostConfig"];
+    CHECK(h["NetworkMode"] == "airlock-test-net");
+    CHECK(h["ReadonlyRootfs"] == true);
+    CHECK(h["CapDrop"] == json::array({"ALL"}));
+    CHECK(h["Privileged"] == false);
+    CHECK(h["LogConfig"]["Type"] == "none");
+    REQUIRE(h["Mounts"].size() == 1);
+    CHECK(h["Mounts"][0]["Target"] == "/run/airlock");
+    CHECK(json::parse(b["Cmd"][1].get<std::string>())["mode"] == "allowlist");
+    CHECK(verify_egress(inspect_of(b), "airlock-r1-egress", allowlist()).empty());
+}
+
+TEST_CASE("verify_egress names what the engine did not apply", "[egress]") {
+    json b = egress_create_body("r1", "img", "vol", allowlist());
+    json ins = inspect_of(b);
+    ins["HostConfig"]["ReadonlyRootfs"] = false;
+    ins["HostConfig"]["CapAdd"] = json::array({"NET_ADMIN"});
+    ins["Mounts"].push_back({{"Type", "bind"},
+                             {"Source", "/var/run/docker.sock"},
+                             {"Destination", "/var/run/docker.sock"}});
+    auto m = verify_egress(ins, "vol", allowlist());
+    std::vector<std::string> fields;
+    for (const auto& x : m)
+        fields.push_back(x.field);
+    CHECK(std::count(fields.begin(), fields.end(), "HostConfig.ReadonlyRootfs") == 1);
+    CHECK(std::count(fields.begin(), fields.end(), "HostConfig.CapAdd") == 1);
+    CHECK(std::count(fields.begin(), fields.end(), "Mounts") == 1);
+}
+
+TEST_CASE("in proxied modes the agent keeps no network and runs airlock-init", "[egress]") {
+    config::RunOptions o;
+    o.command = {"curl", "http://allowed.test/"};
+    o.network = allowlist();
+    ContainerPlan plan{"r1", "sha256:abc", "ws", "/w", "", "airlock-r1-egress", {"/entry"}};
+    json b = build_create_body(o, plan);
+    CHECK(b["HostConfig"]["NetworkMode"] == "none");
+    CHECK(b["NetworkDisabled"] == true);
+    CHECK(b["Entrypoint"] == json::array({"/run/airlock/airlock-init", "--relay",
+                                          "3128=/run/airlock/egress.sock", "--", "/entry"}));
+    std::vector<std::string> env = b["Env"];
+    CHECK(std::count(env.begin(), env.end(), "HTTPS_PROXY=http://127.0.0.1:3128") == 1);
+    CHECK(std::count(env.begin(), env.end(), "http_proxy=http://127.0.0.1:3128") == 1);
+    CHECK(std::count(env.begin(), env.end(), "NO_PROXY=localhost,127.0.0.1,::1") == 1);
+    bool ro = false;
+    for (const auto& m : b["HostConfig"]["Mounts"])
+        if (m["Target"] == "/run/airlock") ro = m["ReadOnly"] == true;
+    CHECK(ro);
+
+    // verify accepts exactly that, and catches a writable or foreign /run/airlock.
+    json ins = inspect_of(b);
+    ins["Config"]["User"] = o.user;
+    ins["Image"] = "sha256:abc";
+    ins["HostConfig"]["Runtime"] = o.runtime;
+    ins["Mounts"][0]["Type"] = "volume";
+    ins["Mounts"][0]["Name"] = "ws";
+    auto ok = verify_container(ins, o, plan, {});
+    for (const auto& m : ok)
+        INFO(m.field << ": " << m.actual);
+    CHECK(ok.empty());
+    for (auto& m : ins["Mounts"])
+        if (m["Destination"] == "/run/airlock") m["RW"] = true;
+    auto bad = verify_container(ins, o, plan, {});
+    REQUIRE(bad.size() == 1);
+    CHECK(bad[0].field == "Mounts./run/airlock");
+}
+
+TEST_CASE("none keeps the plain body; open puts the task on the egress network", "[egress]") {
+    config::RunOptions o;
+    o.command = {"true"};
+    ContainerPlan plan{"r1", "sha256:abc", "ws", "/w", "", "", {}};
+    json b = build_create_body(o, plan);
+    CHECK_FALSE(b.contains("Entrypoint"));
+    CHECK(b["HostConfig"]["NetworkMode"] == "none");
+    o.network.mode = "open";
+    o.network.egress_network = "n1";
+    json open = build_create_body(o, plan);
+    CHECK(open["HostConfig"]["NetworkMode"] == "n1");
+    CHECK(open["NetworkDisabled"] == false);
+}
+
+TEST_CASE("the network summary counts allowed hosts and keeps every refusal", "[egress]") {
+    std::vector<json> d = {
+        {{"decision", "allow"},
+         {"host", "a.test"},
+         {"port", 80},
+         {"bytes_up", 10},
+         {"bytes_down", 100}},
+        {{"decision", "allow"},
+         {"host", "a.test"},
+         {"port", 80},
+         {"bytes_up", 5},
+         {"bytes_down", 50}},
+        {{"decision", "deny"}, {"host", "b.test"}, {"port", 443}, {"rule", "no allow rule"}},
+        {{"decision", "cut"}, {"host", "a.test"}, {"port", 443}, {"rule", "sni mismatch"}},
+    };
+    json s = network_summary(d);
+    CHECK(s["decisions"] == 4);
+    CHECK(s["allowed"] == 2);
+    CHECK(s["denied"] == 1);
+    CHECK(s["cut"] == 1);
+    REQUIRE(s["hosts"].size() == 1);
+    CHECK(s["hosts"][0]["requests"] == 2);
+    CHECK(s["hosts"][0]["bytes_up"] == 15);
+    CHECK(s["hosts"][0]["bytes_down"] == 150);
+    CHECK(s["refusals"].size() == 2);
+}
