@@ -19,7 +19,6 @@ constexpr std::array k_fields = {"mode",
                                  "allow_cidrs",
                                  "upload_budget",
                                  "listen",
-                                 "copy_init",
                                  "max_connections",
                                  "head_timeout_ms",
                                  "hello_timeout_ms",
@@ -149,19 +148,6 @@ std::optional<util::Error> fill(const json& doc, Config& c) {
         return invalid("/upload_budget", "must be a whole number of bytes, or null for no budget");
 
     if (auto e = absolute_path(doc.at("listen"), "/listen", 107, c.listen)) return e;
-
-    if (doc.contains("copy_init")) {
-        const json& ci = doc.at("copy_init");
-        if (!ci.is_object())
-            return invalid("/copy_init", "must be an object {\"from\": PATH, \"to\": PATH}");
-        if (auto e = unknown_fields(ci, "/copy_init", std::array{"from", "to"})) return e;
-        for (const char* k : {"from", "to"})
-            if (!ci.contains(k)) return invalid(std::string("/copy_init/") + k, "is required");
-        CopyInit copy;
-        if (auto e = absolute_path(ci.at("from"), "/copy_init/from", 4096, copy.from)) return e;
-        if (auto e = absolute_path(ci.at("to"), "/copy_init/to", 4000, copy.to)) return e;
-        c.copy_init = copy;
-    }
 
     if (auto e = bounded_int(doc, "max_connections", 1, 65536, c.max_connections)) return e;
     if (auto e = bounded_int(doc, "head_timeout_ms", 1, 600000, c.head_timeout_ms)) return e;

@@ -25,12 +25,6 @@ struct NamedCidr {
     policy::Cidr cidr;
 };
 
-// A file to copy into the shared volume before announcing ready (airlock-init for the task).
-struct CopyInit {
-    std::string from;
-    std::string to;
-};
-
 struct Config {
     Mode mode = Mode::allowlist;
     std::vector<NamedRule> allow;
@@ -39,7 +33,6 @@ struct Config {
     std::vector<NamedCidr> allow_cidrs;
     std::optional<std::uint64_t> upload_budget; // bytes per host; none: no budget
     std::string listen;
-    std::optional<CopyInit> copy_init;
     int max_connections = 512;
     int head_timeout_ms = 10000;
     int hello_timeout_ms = 10000;

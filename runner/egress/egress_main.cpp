@@ -5,7 +5,6 @@
 // stdout carries one JSON object per line (ready, decision, error); stderr diagnostics.
 // Exit 0 after SIGTERM/SIGINT, 2 for a bad command line or configuration, 1 for other failures.
 #include "egress/config.hpp"
-#include "egress/copy_file.hpp"
 #include "egress/lines.hpp"
 #include "egress/net.hpp"
 #include "egress/proxy.hpp"
@@ -93,10 +92,6 @@ int main(int argc, char** argv) {
 
     const sigset_t signals = block_stop_signals();
     raise_descriptor_limit();
-    if (config->copy_init) {
-        auto copied = copy_file_atomically(config->copy_init->from, config->copy_init->to);
-        if (!copied) return fail(1, copied.error().message);
-    }
     auto listener = listen_unix(config->listen);
     if (!listener) return fail(1, listener.error().message);
 

@@ -25,6 +25,9 @@ constexpr auto k_accept_pause = std::chrono::milliseconds(100);
 // The unix socket's backlog is full: retry the connect this often, for this long.
 constexpr auto k_connect_retry = std::chrono::milliseconds(20);
 constexpr auto k_connect_patience = std::chrono::seconds(3);
+// The task may start while the proxy is still starting (airlock starts both at once): until a
+// first connect succeeds, a missing or refusing socket is waited for this long.
+constexpr auto k_startup_patience = std::chrono::seconds(15);
 // Reads per direction per event, so one busy connection cannot starve the others.
 constexpr int k_reads_per_event = 16;
 constexpr int k_accepts_per_event = 64;
@@ -70,7 +73,8 @@ struct Relay::Conn {
     bool retrying = false;        // upstream backlog full: start_connect again at retry_at
     Clock::time_point retry_at;   // next connect attempt
     Clock::time_point give_up_at; // no connect after this: close the client
-    std::size_t index = 0;        // in m_conns
+    Clock::time_point accepted_at;
+    std::size_t index = 0; // in m_conns
     bool closed = false;
 };
 
@@ -228,7 +232,8 @@ void Relay::accept_from(Listener& listener) {
         conn->client.conn = conn->upstream.conn = conn.get();
         conn->client.fd = fd;
         conn->listener = &listener;
-        conn->give_up_at = Clock::now() + k_connect_patience;
+        conn->accepted_at = Clock::now();
+        conn->give_up_at = conn->accepted_at + k_connect_patience;
         conn->index = m_conns.size();
         Conn& ref = *conn;
         m_conns.push_back(std::move(conn));
@@ -254,14 +259,24 @@ void Relay::start_connect(Conn& conn) {
         rc = ::connect(conn.upstream.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     } while (rc != 0 && errno == EINTR);
     if (rc == 0) {
+        m_upstream_seen = true;
         conn.connecting = false;
         return update(conn);
     }
     if (errno == EINPROGRESS) {
+        m_upstream_seen = true;
         conn.connecting = true;
         return update(conn);
     }
-    if (errno == EAGAIN && Clock::now() < conn.give_up_at) {
+    const int err = errno;
+    const bool not_up_yet = (err == ENOENT || err == ECONNREFUSED) && !m_upstream_seen &&
+                            Clock::now() < conn.accepted_at + k_startup_patience;
+    if (not_up_yet) {
+        // A fresh socket for the next attempt.
+        ::close(conn.upstream.fd);
+        conn.upstream.fd = -1;
+    }
+    if ((err == EAGAIN && Clock::now() < conn.give_up_at) || not_up_yet) {
         conn.retrying = true;
         ++m_retrying;
         conn.retry_at = Clock::now() + k_connect_retry;

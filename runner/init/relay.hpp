@@ -62,7 +62,8 @@ private:
     std::vector<std::unique_ptr<Conn>> m_closed; // freed after the current batch of events
     std::vector<std::unique_ptr<Handle>> m_watched;
     std::unique_ptr<char[]> m_scratch;
-    std::size_t m_retrying = 0; // connections waiting to retry their connect
+    std::size_t m_retrying = 0;   // connections waiting to retry their connect
+    bool m_upstream_seen = false; // a connect to a unix socket succeeded once
     std::atomic<std::size_t> m_count{0};
 };
 

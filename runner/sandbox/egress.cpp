@@ -3,8 +3,13 @@
 #include "init/sidecar_binaries.hpp"
 #include "sandbox/scratch_image.hpp"
 
+#include <archive.h>
+#include <archive_entry.h>
+
 #include <chrono>
+#include <ctime>
 #include <map>
+#include <memory>
 #include <tuple>
 
 namespace airlock::sandbox {
@@ -31,8 +36,7 @@ json egress_config(const config::NetworkOptions& net) {
             {"methods", net.methods},
             {"allow_cidrs", net.allow_cidrs},
             {"upload_budget", budget},
-            {"listen", k_egress_socket},
-            {"copy_init", {{"from", "/airlock-init"}, {"to", k_init_path}}}};
+            {"listen", k_egress_socket}};
 }
 
 json egress_create_body(const std::string& run_id, const std::string& image,
@@ -121,6 +125,42 @@ std::vector<Mismatch> verify_egress(const json& inspect, const std::string& volu
     return out;
 }
 
+std::string egress_image_tar() {
+    std::string out;
+    std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(),
+                                                              archive_write_free);
+    archive_write_set_format_pax_restricted(a.get());
+    archive_write_set_bytes_in_last_block(a.get(), 1);
+    archive_write_open(
+        a.get(), &out, nullptr,
+        [](archive*, void* client, const void* buf, size_t n) -> la_ssize_t {
+            static_cast<std::string*>(client)->append(static_cast<const char*>(buf), n);
+            return static_cast<la_ssize_t>(n);
+        },
+        nullptr);
+    auto entry = [&](const char* name, unsigned type, unsigned mode, unsigned id,
+                     std::string_view body) {
+        std::unique_ptr<archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(),
+                                                                        archive_entry_free);
+        archive_entry_set_pathname(e.get(), name);
+        archive_entry_set_filetype(e.get(), type);
+        archive_entry_set_perm(e.get(), mode);
+        archive_entry_set_uid(e.get(), id);
+        archive_entry_set_gid(e.get(), id);
+        archive_entry_set_size(e.get(), static_cast<la_int64_t>(body.size()));
+        archive_entry_set_mtime(e.get(), std::time(nullptr), 0);
+        archive_write_header(a.get(), e.get());
+        if (!body.empty()) archive_write_data(a.get(), body.data(), body.size());
+    };
+    entry("airlock-egress", AE_IFREG, 0555, 0, init::egress_binary());
+    entry("run/", AE_IFDIR, 0755, 0, {});
+    entry("run/airlock/", AE_IFDIR, 0755, 0, {});
+    entry("run/airlock/airlock-init", AE_IFREG, 0555, 0, init::init_binary());
+    entry("run/airlock/sock/", AE_IFDIR, 0755, 65534, {});
+    archive_write_close(a.get());
+    return out;
+}
+
 json network_summary(const std::vector<json>& decisions) {
     // (host, port) -> requests, bytes up, bytes down, for what was let through.
     std::map<std::pair<std::string, std::int64_t>,
@@ -183,20 +223,17 @@ Result<void> EgressSidecar::start() {
                                   "`, or change network.egress_network / --egress-network)");
         if (!found) return found.error();
     }
-    auto image = ensure_scratch_image(
-        m_client, "airlock/egress",
-        {{"airlock-egress", init::egress_binary()}, {"airlock-init", init::init_binary()}});
+    auto image = ensure_image_from_tar(m_client, "airlock/egress", egress_image_tar());
     if (!image) return image.error();
     m_image = *image;
 
-    // tmpfs: the socket and airlock-init never touch the engine host's disk, and the proxy
-    // (uid 65534) owns the directory it creates its socket in.
+    // The volume holds airlock-init and the proxy's socket, nothing secret. The engine fills the
+    // empty volume from the image's /run/airlock when the sidecar is created (ownership
+    // included), before either container starts, so both can start at once: airlock-init waits
+    // for the socket to appear.
     m_volume = "airlock-" + m_run_id + "-egress";
     if (auto r =
-            m_client.volume_create(m_volume, {{k_label_run, m_run_id}, {k_label_role, "egress"}},
-                                   {{"type", "tmpfs"},
-                                    {"device", "tmpfs"},
-                                    {"o", "size=16m,mode=0755,uid=65534,gid=65534"}});
+            m_client.volume_create(m_volume, {{k_label_run, m_run_id}, {k_label_role, "egress"}});
         !r)
         return r;
     m_resources.add_volume(m_volume);

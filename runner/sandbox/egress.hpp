@@ -29,6 +29,11 @@ inline constexpr const char* k_egress_user = "65534:65534";
 // The proxy's --config: the rules, the socket, and where to put airlock-init.
 nlohmann::json egress_config(const config::NetworkOptions& net);
 
+// The sidecar's image, from scratch: /airlock-egress, and /run/airlock with airlock-init and the
+// directory (owned by the proxy's uid) where the proxy creates its socket. The engine copies
+// /run/airlock into the run's empty volume when the sidecar is created.
+std::string egress_image_tar();
+
 // The sidecar's create body.
 nlohmann::json egress_create_body(const std::string& run_id, const std::string& image,
                                   const std::string& volume, const config::NetworkOptions& net);
@@ -49,8 +54,9 @@ public:
     EgressSidecar(const EgressSidecar&) = delete;
     EgressSidecar& operator=(const EgressSidecar&) = delete;
 
-    // Image, volume and container (verified); then starts it in the background, so the agent
-    // container is created and filled meanwhile. ready() waits for the proxy's ready line.
+    // Image, volume (with airlock-init) and container (verified); then starts it in the
+    // background, so the agent container is created, filled and started meanwhile. ready()
+    // waits for the proxy's ready line.
     util::Result<void> start();
     util::Result<void> ready();
     // Asks the proxy to stop and waits for its last lines. Safe to call more than once.

@@ -347,8 +347,6 @@ Result<void> Pipeline::copy_in_step() {
 }
 
 Result<void> Pipeline::start_and_wait() {
-    if (m_egress)
-        if (auto r = m_egress->ready(); !r) return r;
     // Attach first: all output from the first byte, with no race against a fast exit (a
     // logs?follow=1 after start can miss the output of a task that ends at once).
     std::optional<Result<void>> log_result;
@@ -389,6 +387,16 @@ Result<void> Pipeline::start_and_wait() {
     }
     m_facts.started = true;
     auto t_start = Clock::now();
+    // The proxy started alongside; airlock-init holds the task's connections until it listens.
+    if (m_egress)
+        if (auto r = m_egress->ready(); !r) {
+            m_client.set_interruptible(docker::Interruptible::no);
+            (void)m_client.container_kill(m_container_id, "SIGKILL");
+            logs.join();
+            m_facts.engine_failed = true;
+            m_class = classify(m_facts);
+            return r;
+        }
     // The agent's mount now keeps the secrets tmpfs alive; the holder has done its job.
     if (!m_secrets_holder.empty()) {
         if (auto r = m_client.container_remove(m_secrets_holder, docker::Force::yes); !r)

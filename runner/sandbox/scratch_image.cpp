@@ -56,6 +56,17 @@ docker::UploadReader reader_of(const std::string& data) {
     };
 }
 
+Result<std::string> ensure_image_from_tar(docker::Client& client, const std::string& repo,
+                                          const std::string& tar) {
+    const std::string tag = util::sha256_hex(tar).substr(0, 16);
+    const std::string ref = repo + ":" + tag;
+    auto found = client.image_inspect(ref);
+    if (found) return ref;
+    if (found.error().kind != ErrorKind::not_found) return found.error();
+    if (auto r = client.image_import(repo, tag, reader_of(tar)); !r) return r.error();
+    return ref;
+}
+
 Result<std::string>
 ensure_scratch_image(docker::Client& client, const std::string& repo,
                      const std::vector<std::pair<std::string, std::string_view>>& files) {

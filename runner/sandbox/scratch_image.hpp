@@ -18,6 +18,11 @@ std::string tar_of(const std::vector<std::pair<std::string, std::string_view>>& 
 // Reads `data` (which must outlive the reader) as an upload body.
 docker::UploadReader reader_of(const std::string& data);
 
+// REPO:<first 16 hex digits of the SHA-256 of `tar`>, imported from that tar when the engine
+// lacks it. Returns the reference.
+util::Result<std::string> ensure_image_from_tar(docker::Client& client, const std::string& repo,
+                                                const std::string& tar);
+
 // REPO:<first 16 hex digits of the SHA-256 of the files>, imported when the engine lacks it.
 // Files are owned by root and mode 0555. Returns the reference.
 util::Result<std::string>

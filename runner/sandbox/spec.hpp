@@ -19,7 +19,7 @@ inline constexpr const char* k_secrets_mount = "/run/secrets";
 // (PID 1) relays 127.0.0.1:3128 to the proxy's socket there.
 inline constexpr const char* k_egress_mount = "/run/airlock";
 inline constexpr const char* k_init_path = "/run/airlock/airlock-init";
-inline constexpr const char* k_egress_socket = "/run/airlock/egress.sock";
+inline constexpr const char* k_egress_socket = "/run/airlock/sock/egress.sock";
 inline constexpr int k_proxy_port = 3128;
 
 struct ContainerPlan {

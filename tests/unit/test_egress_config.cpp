@@ -31,7 +31,6 @@ std::string error_of(const json& doc) {
 TEST_CASE("egress config: a full configuration", "[egress]") {
     json doc = base();
     doc["upload_budget"] = 1048576;
-    doc["copy_init"] = {{"from", "/airlock-init"}, {"to", "/run/airlock/airlock-init"}};
     doc["max_connections"] = 64;
     doc["head_timeout_ms"] = 500;
     doc["hello_timeout_ms"] = 700;
@@ -47,8 +46,6 @@ TEST_CASE("egress config: a full configuration", "[egress]") {
     CHECK(c->allow_cidrs[0].text == "10.0.0.0/8");
     CHECK(c->upload_budget == 1048576u);
     CHECK(c->listen == "/run/airlock/egress.sock");
-    REQUIRE(c->copy_init);
-    CHECK(c->copy_init->to == "/run/airlock/airlock-init");
     CHECK(c->max_connections == 64);
     CHECK(c->head_timeout_ms == 500);
     CHECK(c->hello_timeout_ms == 700);
@@ -58,7 +55,6 @@ TEST_CASE("egress config: defaults", "[egress]") {
     auto c = parse_config(base().dump());
     REQUIRE(c);
     CHECK_FALSE(c->upload_budget);
-    CHECK_FALSE(c->copy_init);
     CHECK(c->max_connections == 512);
     CHECK(c->head_timeout_ms == 10000);
     CHECK(c->hello_timeout_ms == 10000);
@@ -102,11 +98,6 @@ TEST_CASE("egress config: errors name the field and the fix", "[egress]") {
     CHECK(error_of(doc) == "/listen: must be an absolute path");
     doc["listen"] = "/" + std::string(200, 'x');
     CHECK(error_of(doc) == "/listen: is longer than 107 bytes");
-    doc = base();
-    doc["copy_init"] = {{"from", "/a"}};
-    CHECK(error_of(doc) == "/copy_init/to: is required");
-    doc["copy_init"] = {{"from", "/a"}, {"to", "/b"}, {"mode", 1}};
-    CHECK(error_of(doc) == "/copy_init/mode: unknown field \"mode\"");
     doc = base();
     doc["max_connections"] = 0;
     CHECK(error_of(doc) == "/max_connections: must be a whole number from 1 to 65536");

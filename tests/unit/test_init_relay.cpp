@@ -407,9 +407,26 @@ TEST_CASE("relay retries the connect while the unix socket's backlog is full", "
     CHECK(got == std::vector<std::string>{"msg0", "msg1", "msg2"});
 }
 
-TEST_CASE("relay closes the client when the unix socket is missing", "[init][relay]") {
+TEST_CASE("relay waits for a proxy that is still starting", "[init][relay]") {
     TempDir dir;
-    RelayThread relay(dir.path() / "nobody-listens.sock");
+    RelayThread relay(dir.path() / "late.sock");
+    Fd client = connect_to(relay.port());
+    REQUIRE(write_all(client.get(), "early"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    UnixServer server(dir.path() / "late.sock", Mode::echo);
+    CHECK(read_n(client.get(), 5) == "early");
+}
+
+TEST_CASE("relay closes the client once the proxy it reached is gone", "[init][relay]") {
+    TempDir dir;
+    RelayThread relay(dir.path() / "gone.sock");
+    {
+        UnixServer server(dir.path() / "gone.sock", Mode::echo);
+        Fd first = connect_to(relay.port());
+        REQUIRE(write_all(first.get(), "one"));
+        CHECK(read_n(first.get(), 3) == "one");
+    }
+    std::filesystem::remove(dir.path() / "gone.sock");
     Fd client = connect_to(relay.port());
     std::string got = "unset";
     CHECK_NOTHROW(got = read_all(client.get()));

@@ -5,6 +5,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <map>
+#include <memory>
+#include <tuple>
+
 using namespace airlock;
 using namespace airlock::sandbox;
 using nlohmann::json;
@@ -48,8 +55,8 @@ TEST_CASE("the proxy's config carries the rules and the socket", "[egress]") {
     CHECK(c["methods"] == json::array({"GET", "HEAD"}));
     CHECK(c["allow_cidrs"] == json::array({"172.30.0.0/16"}));
     CHECK(c["upload_budget"] == 4096);
-    CHECK(c["listen"] == "/run/airlock/egress.sock");
-    CHECK(c["copy_init"]["to"] == "/run/airlock/airlock-init");
+    CHECK(c["listen"] == "/run/airlock/sock/egress.sock");
+    CHECK(c.size() == 7); // nothing else: airlock-init comes with the image
     auto none = allowlist();
     none.upload_budget.reset();
     CHECK(egress_config(none)["upload_budget"].is_null());
@@ -99,7 +106,7 @@ TEST_CASE("in proxied modes the agent keeps no network and runs airlock-init", "
     CHECK(b["HostConfig"]["NetworkMode"] == "none");
     CHECK(b["NetworkDisabled"] == true);
     CHECK(b["Entrypoint"] == json::array({"/run/airlock/airlock-init", "--relay",
-                                          "3128=/run/airlock/egress.sock", "--", "/entry"}));
+                                          "3128=/run/airlock/sock/egress.sock", "--", "/entry"}));
     std::vector<std::string> env = b["Env"];
     CHECK(std::count(env.begin(), env.end(), "HTTPS_PROXY=http://127.0.0.1:3128") == 1);
     CHECK(std::count(env.begin(), env.end(), "http_proxy=http://127.0.0.1:3128") == 1);
@@ -139,6 +146,33 @@ TEST_CASE("none keeps the plain body; open puts the task on the egress network",
     json open = build_create_body(o, plan);
     CHECK(open["HostConfig"]["NetworkMode"] == "n1");
     CHECK(open["NetworkDisabled"] == false);
+}
+
+TEST_CASE("the sidecar's image holds airlock-init and a socket directory the proxy owns",
+          "[egress]") {
+    const std::string tar = egress_image_tar();
+    std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
+    archive_read_support_format_tar(a.get());
+    REQUIRE(archive_read_open_memory(a.get(), tar.data(), tar.size()) == ARCHIVE_OK);
+    archive_entry* e = nullptr;
+    std::map<std::string, std::tuple<unsigned, unsigned, long, std::int64_t>> seen;
+    while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
+        std::string name = archive_entry_pathname(e);
+        if (!name.empty() && name.back() == '/') name.pop_back();
+        seen[name] = {archive_entry_filetype(e), archive_entry_perm(e),
+                      static_cast<long>(archive_entry_uid(e)), archive_entry_size(e)};
+    }
+    REQUIRE(seen.size() == 5);
+    for (const char* program : {"airlock-egress", "run/airlock/airlock-init"}) {
+        INFO(program);
+        CHECK(std::get<0>(seen[program]) == AE_IFREG);
+        CHECK(std::get<1>(seen[program]) == 0555);
+        CHECK(std::get<2>(seen[program]) == 0);
+        CHECK(std::get<3>(seen[program]) > 10000);
+    }
+    CHECK(std::get<0>(seen["run/airlock/sock"]) == AE_IFDIR);
+    CHECK(std::get<2>(seen["run/airlock/sock"]) == 65534);
+    CHECK(std::get<2>(seen["run/airlock"]) == 0);
 }
 
 TEST_CASE("the network summary counts allowed hosts and keeps every refusal", "[egress]") {
