@@ -60,6 +60,23 @@ void show_config(const config::RunOptions& o, const policy::Policy& p, const pol
         secrets += (secrets.empty() ? "" : ", ") + n;
     line("env", env.empty() ? "(none)" : env, "names only");
     line("secrets", secrets.empty() ? "(none)" : secrets + " as " + d.secret_inject, "names only");
+    const auto& n = o.network;
+    line("network", n.mode, origin("network"));
+    if (n.mode != "none") line("egress_network", n.egress_network, origin("egress_network"));
+    if (n.proxied()) {
+        auto list = [](const std::vector<std::string>& items) {
+            std::string out;
+            for (const auto& i : items)
+                out += (out.empty() ? "" : ", ") + i;
+            return out.empty() ? std::string("(none)") : out;
+        };
+        line("allow", list(n.allow), "policy network.allow and --allow");
+        line("deny", list(n.deny), "policy network.deny and --deny");
+        line("methods", list(n.methods), "policy network.methods");
+        line("allow_cidrs", list(n.allow_cidrs), "policy network.allow_cidrs and --allow-cidr");
+        line("upload_budget", n.upload_budget ? util::format_size(*n.upload_budget) : "none",
+             "policy network.upload_budget");
+    }
     for (const auto& g : d.capabilities)
         line("capability", g.capability + ": " + g.detail, g.granted_by);
 }

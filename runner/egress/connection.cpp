@@ -43,6 +43,7 @@ public:
           m_start(Clock::now()) {}
 
     void run() {
+        if (!take_client()) return;
         if (!read_head()) return;
         m_record.method = m_head.method;
         m_record.host = m_head.host;
@@ -65,9 +66,44 @@ public:
     }
 
 private:
+    Clock::time_point head_deadline() const {
+        return m_start + std::chrono::milliseconds(m_state.config().head_timeout_ms);
+    }
+
+    Verdict head_timeout_verdict() const {
+        return verdict(Outcome::deny, "head timeout",
+                       "the request head did not arrive within " +
+                           std::to_string(m_state.config().head_timeout_ms) + " ms");
+    }
+
+    // The first byte, within the head's deadline: airlock-init's handoff swaps the client's TCP
+    // socket in for the unix connection; any other byte begins the request. False when the
+    // connection is done.
+    bool take_client() {
+        Handoff h = receive_handoff(m_client.get(), m_state.stop_fd(), head_deadline());
+        switch (h.kind) {
+        case Handoff::Kind::none:
+        case Handoff::Kind::stopped:
+            return false; // no byte, no request
+        case Handoff::Kind::timeout:
+            refuse(408, head_timeout_verdict());
+            return false;
+        case Handoff::Kind::byte:
+            m_buffer.assign(1, h.byte);
+            return true;
+        case Handoff::Kind::socket:
+            m_client = std::move(h.socket);
+            return true;
+        case Handoff::Kind::malformed:
+            finish(verdict(Outcome::deny, "malformed handoff", std::move(h.problem)));
+            return false;
+        }
+        return false;
+    }
+
     // The whole head within head_timeout_ms of the accept; false when the connection is done.
     bool read_head() {
-        const auto deadline = m_start + std::chrono::milliseconds(m_state.config().head_timeout_ms);
+        const auto deadline = head_deadline();
         std::size_t searched = 0;
         while (true) {
             if (auto end = find_head_end(m_buffer, searched)) {
@@ -93,9 +129,7 @@ private:
                 return false;
             }
             if (w == Wait::timeout) {
-                refuse(408, verdict(Outcome::deny, "head timeout",
-                                    "the request head did not arrive within " +
-                                        std::to_string(m_state.config().head_timeout_ms) + " ms"));
+                refuse(408, head_timeout_verdict());
                 return false;
             }
             const std::size_t room = std::min(k_read_chunk, k_max_head + 1 - m_buffer.size());
@@ -336,6 +370,9 @@ void handle_connection(ProxyState& state, Fd client, DecisionRecord record) {
 void refuse_busy(ProxyState& state, Fd client, DecisionRecord record, std::string reason) {
     record.verdict = verdict(Outcome::deny, "too many connections", std::move(reason));
     state.emit(decision_line(record));
+    // A handoff already there brings the client's own socket: the answer goes to it.
+    Handoff h = receive_handoff(client.get(), state.stop_fd(), Clock::now());
+    if (h.kind == Handoff::Kind::socket) client = std::move(h.socket);
     const std::string response = refusal_response(503, record.verdict.reason);
     [[maybe_unused]] ssize_t ignored =
         ::send(client.get(), response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);

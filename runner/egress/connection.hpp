@@ -33,9 +33,12 @@ private:
 };
 
 // Runs on the connection's own thread until the connection ends and its line is written.
+// `client` is the accepted unix connection: its first byte tells a handoff from airlock-init
+// (the client's TCP socket, which then replaces it) from a request sent on it directly.
 void handle_connection(ProxyState& state, Fd client, DecisionRecord record);
 
-// Answers 503 and records it, for a connection over max_connections (or without a thread).
+// Answers 503 and records it, for a connection over max_connections (or without a thread); to
+// the handed-over socket when a handoff has already arrived. Never waits.
 void refuse_busy(ProxyState& state, Fd client, DecisionRecord record, std::string reason);
 
 } // namespace airlock::egress

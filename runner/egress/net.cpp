@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -207,6 +208,130 @@ util::Result<Fd> connect_to(const IpAddress& address, std::uint16_t port, int st
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
     if (err != 0) return make_error(ErrorKind::unreachable, std::strerror(err));
     return fd;
+}
+
+namespace {
+
+// Room for a few: a peer sending more has them cut off (MSG_CTRUNC), and is malformed anyway.
+constexpr std::size_t k_max_handoff_fds = 4;
+
+// Closes a received descriptor; a socket the sender set to linger does not hold the thread.
+void drop(Fd& fd) {
+    const linger off{0, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &off, sizeof off);
+    fd.reset();
+}
+
+std::string family_name(int family) {
+    switch (family) {
+    case AF_UNIX:
+        return "a unix";
+    case AF_NETLINK:
+        return "a netlink";
+    case AF_PACKET:
+        return "a packet";
+    default:
+        return "a family " + std::to_string(family);
+    }
+}
+
+// Empty when `fd` is a connected TCP socket over IPv4 or IPv6; otherwise what it is instead.
+std::string handed_socket_problem(int fd) {
+    int domain = 0, type = 0, protocol = 0, listening = 0;
+    socklen_t len = sizeof domain;
+    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
+        return errno == ENOTSOCK
+                   ? "the handed-over descriptor is not a socket"
+                   : std::string("the handed-over socket cannot be read: ") + std::strerror(errno);
+    if (domain != AF_INET && domain != AF_INET6)
+        return "the handed-over socket is " + family_name(domain) +
+               " socket, not TCP over IPv4 or IPv6";
+    len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+        return "the handed-over socket is not a stream socket (type " + std::to_string(type) + ")";
+    len = sizeof protocol;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0 || protocol != IPPROTO_TCP)
+        return "the handed-over socket is not TCP (protocol " + std::to_string(protocol) + ")";
+    len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening != 0)
+        return "the handed-over socket is listening, not connected";
+    sockaddr_storage peer{};
+    len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0)
+        return "the handed-over socket is not connected";
+    return {};
+}
+
+} // namespace
+
+Handoff receive_handoff(int fd, int stop_fd, Clock::time_point deadline) {
+    Handoff h;
+    char byte = 0;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(k_max_handoff_fds * sizeof(int))];
+    msghdr msg{};
+    ssize_t n = 0;
+    while (true) {
+        msg = {};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        n = ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) break;
+        if (errno == EINTR) continue;
+        const Wait w = wait_for(fd, POLLIN, stop_fd, deadline);
+        if (w == Wait::stopped) h.kind = Handoff::Kind::stopped;
+        if (w == Wait::timeout) h.kind = Handoff::Kind::timeout;
+        if (w != Wait::ready) return h;
+    }
+    if (n <= 0) return h; // descriptors come only with a byte
+    std::vector<Fd> fds;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int received = -1;
+            std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof received);
+            fds.emplace_back(received);
+        }
+    }
+    const bool cut = (msg.msg_flags & MSG_CTRUNC) != 0;
+    const auto drop_all = [&] {
+        for (auto& received : fds)
+            drop(received);
+    };
+    if (byte != 0) {
+        drop_all();
+        h.kind = Handoff::Kind::byte;
+        h.byte = byte;
+        return h;
+    }
+    h.kind = Handoff::Kind::malformed;
+    if (fds.empty() && !cut) {
+        h.problem = "the handoff byte 0x00 came without a socket (airlock-init sends the "
+                    "accepted TCP connection with it, as SCM_RIGHTS)";
+    } else if (fds.size() > 1 || cut) {
+        h.problem = "the handoff byte 0x00 came with " + std::string(cut ? "more than " : "") +
+                    std::to_string(fds.size()) + " descriptors instead of one";
+    } else {
+        h.problem = handed_socket_problem(fds[0].get());
+    }
+    if (!h.problem.empty()) {
+        drop_all();
+        return h;
+    }
+    // F_SETFL to exactly O_NONBLOCK also clears O_ASYNC and O_APPEND, whatever the sender set.
+    const linger off{0, 0};
+    if (::fcntl(fds[0].get(), F_SETFL, O_NONBLOCK) != 0 ||
+        ::setsockopt(fds[0].get(), SOL_SOCKET, SO_LINGER, &off, sizeof off) != 0) {
+        h.problem = std::string("the handed-over socket cannot be set up: ") + std::strerror(errno);
+        drop_all();
+        return h;
+    }
+    h.kind = Handoff::Kind::socket;
+    h.socket = std::move(fds[0]);
+    return h;
 }
 
 util::Result<Fd> listen_unix(const std::string& path) {

@@ -58,6 +58,27 @@ std::optional<Resolution> resolve(const std::string& host, int stop_fd);
 util::Result<Fd> connect_to(const IpAddress& address, std::uint16_t port, int stop_fd,
                             Clock::time_point deadline);
 
+// The first byte of a connection on the unix socket. airlock-init's handoff (docs/egress.md) is
+// one byte 0x00 carrying the client's TCP socket as SCM_RIGHTS; any other first byte starts a
+// request sent on the unix socket itself.
+struct Handoff {
+    enum class Kind {
+        none,      // EOF or an error before any byte
+        stopped,   // the proxy is stopping
+        timeout,   // no byte by the deadline
+        byte,      // `byte` begins the request; descriptors that came with it are closed
+        socket,    // `socket` is the client: a connected TCP socket, made non-blocking
+        malformed, // 0x00 without exactly one TCP socket; everything received is closed
+    };
+    Kind kind = Kind::none;
+    char byte = 0;
+    Fd socket;
+    std::string problem; // malformed: what came instead, one sentence
+};
+// Reads the first byte from `fd` (trying once before waiting, so a past deadline still takes a
+// byte already there). Never keeps a descriptor the peer sent unless it is the handed-off client.
+Handoff receive_handoff(int fd, int stop_fd, Clock::time_point deadline);
+
 // A listening unix socket at `path`, mode 0666, replacing a stale socket left there.
 util::Result<Fd> listen_unix(const std::string& path);
 

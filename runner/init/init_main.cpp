@@ -1,6 +1,8 @@
-// airlock-init: PID 1 of the agent container. Opens the loopback relays to the egress proxy,
+// airlock-init: PID 1 of the agent container. Opens the loopback listeners for the egress proxy,
 // starts the task, forwards signals to it, reaps every orphan, and exits with the task's status.
-// Usage: airlock-init [--relay PORT=UNIX_SOCKET_PATH]... -- COMMAND [ARGS...]
+// Usage: airlock-init [--relay|--handoff PORT=UNIX_SOCKET_PATH]... -- COMMAND [ARGS...]
+// --relay copies each connection's bytes to the unix socket; --handoff passes the accepted
+// socket itself over it (SCM_RIGHTS, docs/egress.md), so the bytes skip init.
 #include "init/relay.hpp"
 
 #include <cerrno>
@@ -27,15 +29,22 @@ constexpr int k_exit_cannot_run = 126;
 constexpr int k_exit_not_found = 127;
 
 constexpr const char* k_usage =
-    "usage: airlock-init [--relay PORT=UNIX_SOCKET_PATH]... -- COMMAND [ARGS...]";
+    "usage: airlock-init [--relay|--handoff PORT=UNIX_SOCKET_PATH]... -- COMMAND [ARGS...]";
 
 // Passed on to the task; SIGCHLD is ours.
 constexpr int k_forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
+using airlock::init::Forwarding;
+
 struct RelaySpec {
     std::uint16_t port = 0;
     std::string socket_path;
+    Forwarding forwarding = Forwarding::relay;
 };
+
+const char* option_of(Forwarding forwarding) {
+    return forwarding == Forwarding::handoff ? "--handoff" : "--relay";
+}
 
 struct Options {
     std::vector<RelaySpec> relays;
@@ -47,10 +56,11 @@ struct Options {
     std::exit(k_exit_init_failed);
 }
 
-RelaySpec parse_relay(std::string_view value) {
+RelaySpec parse_relay(Forwarding forwarding, std::string_view value) {
+    const std::string option = option_of(forwarding);
     const auto bad = [&](const std::string& why) {
-        fail("--relay \"" + std::string(value) + "\": " + why +
-             " (use PORT=UNIX_SOCKET_PATH, e.g. --relay 3128=/run/airlock/egress.sock)");
+        fail(option + " \"" + std::string(value) + "\": " + why +
+             " (use PORT=UNIX_SOCKET_PATH, e.g. " + option + " 3128=/run/airlock/egress.sock)");
     };
     const auto eq = value.find('=');
     if (eq == std::string_view::npos) bad("no '='");
@@ -60,7 +70,7 @@ RelaySpec parse_relay(std::string_view value) {
     const unsigned long number = std::stoul(std::string(port));
     if (number < 1 || number > 65535) bad("port " + std::string(port) + " is not in 1-65535");
     if (eq + 1 == value.size()) bad("no socket path");
-    return {static_cast<std::uint16_t>(number), std::string(value.substr(eq + 1))};
+    return {static_cast<std::uint16_t>(number), std::string(value.substr(eq + 1)), forwarding};
 }
 
 Options parse_args(int argc, char** argv) {
@@ -77,11 +87,15 @@ Options parse_args(int argc, char** argv) {
             std::exit(0);
         }
         RelaySpec relay;
-        if (arg == "--relay") {
-            if (i + 1 == argc) fail(std::string("--relay needs a value; ") + k_usage);
-            relay = parse_relay(argv[++i]);
+        if (arg == "--relay" || arg == "--handoff") {
+            const Forwarding forwarding =
+                arg == "--relay" ? Forwarding::relay : Forwarding::handoff;
+            if (i + 1 == argc) fail(std::string(arg) + " needs a value; " + k_usage);
+            relay = parse_relay(forwarding, argv[++i]);
         } else if (arg.starts_with("--relay=")) {
-            relay = parse_relay(arg.substr(8));
+            relay = parse_relay(Forwarding::relay, arg.substr(8));
+        } else if (arg.starts_with("--handoff=")) {
+            relay = parse_relay(Forwarding::handoff, arg.substr(10));
         } else if (arg.starts_with("-")) {
             fail("unknown option \"" + std::string(arg) + "\"; " + k_usage);
         } else {
@@ -89,7 +103,8 @@ Options parse_args(int argc, char** argv) {
         }
         for (const auto& other : opts.relays)
             if (other.port == relay.port)
-                fail("--relay " + std::to_string(relay.port) + " is given twice (one per port)");
+                fail(std::string(option_of(relay.forwarding)) + " " + std::to_string(relay.port) +
+                     " is given twice (one per port)");
         opts.relays.push_back(std::move(relay));
     }
     if (i == argc) fail(std::string("no command to run; ") + k_usage);
@@ -118,7 +133,7 @@ int take_signals() {
 
 void open_relays(airlock::init::Relay& relay, const std::vector<RelaySpec>& specs) {
     for (const auto& spec : specs) {
-        auto port = relay.add(spec.port, spec.socket_path);
+        auto port = relay.add(spec.port, spec.socket_path, spec.forwarding);
         if (!port) fail(port.error().message);
     }
 }
@@ -160,7 +175,7 @@ int exit_code_of(int status) {
     return WEXITSTATUS(status);
 }
 
-// Relays traffic and handles signals until the task exits; its exit code.
+// Relays or hands off connections and handles signals until the task exits; its exit code.
 int serve(airlock::init::Relay& relay, int signal_fd, pid_t task) {
     relay.watch(signal_fd);
     for (;;) {

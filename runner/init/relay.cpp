@@ -33,9 +33,10 @@ constexpr int k_reads_per_event = 16;
 constexpr int k_accepts_per_event = 64;
 constexpr int k_max_events = 64;
 
-util::Error relay_error(std::uint16_t port, const std::string& what) {
+util::Error listen_error(Forwarding forwarding, std::uint16_t port, const std::string& what) {
+    const char* option = forwarding == Forwarding::handoff ? "--handoff " : "--relay ";
     return util::make_error(util::ErrorKind::invalid_input,
-                            "--relay " + std::to_string(port) + ": " + what);
+                            option + std::to_string(port) + ": " + what);
 }
 
 } // namespace
@@ -49,12 +50,14 @@ struct Relay::Handle {
 struct Relay::Listener : Handle {
     int fd = -1;
     std::string path;
+    Forwarding forwarding = Forwarding::relay;
     bool paused = false;
     Clock::time_point resume_at;
 };
 
-// One end of a relayed connection. `pending` holds bytes read from the other end that this end
-// has not taken yet; while it is not empty the other end is not read.
+// One end of a relayed connection (a handed-off client never enters the epoll set). `pending` holds
+// bytes read from the other end that this end has not taken yet; while it is not empty the other
+// end is not read.
 struct Relay::Side : Handle {
     Conn* conn = nullptr;
     int fd = -1;
@@ -93,13 +96,16 @@ Relay::~Relay() {
     if (m_epoll >= 0) ::close(m_epoll);
 }
 
-util::Result<std::uint16_t> Relay::add(std::uint16_t port, std::string socket_path) {
+util::Result<std::uint16_t> Relay::add(std::uint16_t port, std::string socket_path,
+                                       Forwarding forwarding) {
     if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un::sun_path))
-        return relay_error(port, "\"" + socket_path + "\" is not a unix socket path (use 1 to " +
-                                     std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                                     " bytes, e.g. /run/airlock/egress.sock)");
+        return listen_error(forwarding, port,
+                            "\"" + socket_path + "\" is not a unix socket path (use 1 to " +
+                                std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                " bytes, e.g. /run/airlock/egress.sock)");
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return relay_error(port, std::string("socket: ") + std::strerror(errno));
+    if (fd < 0)
+        return listen_error(forwarding, port, std::string("socket: ") + std::strerror(errno));
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in addr{};
@@ -115,20 +121,22 @@ util::Result<std::uint16_t> Relay::add(std::uint16_t port, std::string socket_pa
         std::string fix = err == EADDRINUSE ? " (something else listens there: pick another port)"
                           : err == EACCES   ? " (ports below 1024 need root: pick a port >= 1024)"
                                             : "";
-        return relay_error(port, "cannot listen on 127.0.0.1:" + std::to_string(port) + ": " +
-                                     std::strerror(err) + fix);
+        return listen_error(forwarding, port,
+                            "cannot listen on 127.0.0.1:" + std::to_string(port) + ": " +
+                                std::strerror(err) + fix);
     }
     auto listener = std::make_unique<Listener>();
     listener->kind = Handle::Kind::listener;
     listener->fd = fd;
     listener->path = std::move(socket_path);
+    listener->forwarding = forwarding;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = static_cast<Handle*>(listener.get());
     if (::epoll_ctl(m_epoll, EPOLL_CTL_ADD, fd, &ev) != 0) {
         const int err = errno;
         ::close(fd);
-        return relay_error(port, std::string("epoll: ") + std::strerror(err));
+        return listen_error(forwarding, port, std::string("epoll: ") + std::strerror(err));
     }
     m_listeners.push_back(std::move(listener));
     return static_cast<std::uint16_t>(ntohs(addr.sin_port));
@@ -307,6 +315,7 @@ void Relay::update(Conn& conn) {
         set_events(u, EPOLLOUT);
         return;
     }
+    if (conn.listener->forwarding == Forwarding::handoff) return hand_off(conn);
     if (c.eof && u.eof && c.pending.empty() && u.pending.empty()) return close(conn);
     auto wanted = [](const Side& self, const Side& other) {
         std::uint32_t events = 0;
@@ -329,6 +338,7 @@ void Relay::on_event(Side& side, std::uint32_t events) {
         return update(conn);
     }
     if (events & EPOLLERR) return close(conn);
+    if (conn.listener->forwarding == Forwarding::handoff) return hand_off(conn);
     Side& other = &side == &conn.client ? conn.upstream : conn.client;
     // Away from this end first: a peer that hung up may have left bytes to deliver.
     if ((events & (EPOLLIN | EPOLLHUP)) && !pump(side, other)) return close(conn);
@@ -381,6 +391,30 @@ bool Relay::pump(Side& from, Side& to) {
             to.pending_at = 0;
         }
     }
+}
+
+void Relay::hand_off(Conn& conn) {
+    char byte = 0;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &conn.client.fd, sizeof(int));
+    ssize_t n;
+    do {
+        n = ::sendmsg(conn.upstream.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return set_events(conn.upstream, EPOLLOUT);
+    // Sent: the proxy holds the socket now. Failed: closing it gives the client EOF.
+    close(conn);
 }
 
 void Relay::close(Conn& conn) {

@@ -353,8 +353,7 @@ parse_document(std::string_view text, const std::string& source, const std::file
     doc.sha256 = util::sha256_hex(text);
     auto parsed = util::parse_json_text(text, source);
     if (!parsed)
-        return std::vector<Problem>{
-            {source, "", parsed.error().message.substr(source.size() + 2)}};
+        return std::vector<Problem>{{source, "", parsed.error().message.substr(source.size() + 2)}};
     const json& j = *parsed;
     Reader r(source);
     walk(r, doc, j, "");

@@ -8,7 +8,7 @@ namespace airlock::sandbox {
 using nlohmann::json;
 
 std::vector<std::string> init_entrypoint(const std::vector<std::string>& image_entrypoint) {
-    std::vector<std::string> argv = {k_init_path, "--relay",
+    std::vector<std::string> argv = {k_init_path, "--handoff",
                                      std::to_string(k_proxy_port) + "=" + k_egress_socket, "--"};
     argv.insert(argv.end(), image_entrypoint.begin(), image_entrypoint.end());
     return argv;

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -437,4 +438,70 @@ TEST_CASE("network flags are checked against the policy before anything starts",
         require_nothing_left(p);
     }
     CHECK(airlock_leftovers().empty());
+}
+
+TEST_CASE("allowlist: a thousand requests in one run, each one a decision",
+          "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out;
+    std::string urls;
+    for (int i = 0; i < 1000; ++i)
+        urls += "url = \"http://allowed.test/hello\"\noutput = /dev/null\n";
+    write_file(ws.path() / "urls", urls);
+    auto r = run_script(
+        ws, out, allowlist_args({"--allow", "allowed.test", "--allow-cidr", net.subnet}),
+        "curl -sS --max-time 120 -K /workspace/urls -w '%{http_code}\\n' | sort | uniq -c");
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("1000 200"));
+    CHECK(r.report["network"]["summary"]["allowed"] == 1000);
+    CHECK(r.report["network"]["summary"]["hosts"][0]["requests"] == 1000);
+    require_nothing_left(r.proc);
+}
+
+TEST_CASE("allowlist: Ctrl-C and the timeout take the proxy down with the run",
+          "[integration][network][teardown]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    SECTION("SIGINT") {
+        TempDir ws, out;
+        ProcOptions po;
+        bool saw_proxy = false;
+        po.while_running = [&](int pid) {
+            for (int i = 0; i < 200 && !saw_proxy; ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                auto cs = client().containers_by_label("io.airlock.role", "egress");
+                if (cs)
+                    for (auto& c : *cs)
+                        if (c.value("State", "") == "running") saw_proxy = true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            ::kill(pid, SIGINT);
+        };
+        auto p = run_airlock(
+            run_args(
+                ws.path(), out.path() / "run",
+                allowlist_args({"--allow", "allowed.test", "--allow-cidr", net.subnet}),
+                {"sh", "-c", "while :; do curl -s http://allowed.test/hello; sleep 0.1; done"}),
+            po);
+        INFO(p.err);
+        REQUIRE(saw_proxy);
+        CHECK(p.exit_code == 130);
+        CHECK(p.seconds < 60);
+        require_nothing_left(p);
+    }
+    SECTION("timeout") {
+        TempDir ws, out;
+        auto p = run_airlock(run_args(
+            ws.path(), out.path() / "run",
+            allowlist_args({"--allow", "allowed.test", "--allow-cidr", net.subnet, "--timeout",
+                            "3s", "--grace", "1s"}),
+            {"sh", "-c", "while :; do curl -s http://allowed.test/hello; sleep 0.1; done"}));
+        INFO(p.err);
+        CHECK(p.exit_code == 124);
+        auto rep = read_report(out.path() / "run");
+        CHECK(rep["network"]["summary"]["allowed"].get<int>() > 3);
+        require_nothing_left(p);
+    }
 }

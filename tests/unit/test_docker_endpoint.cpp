@@ -150,8 +150,7 @@ TEST_CASE("tcp:// with a bracketed IPv6 address", "[docker][endpoint]") {
 // Regression (runner/docker/endpoint.cpp, Endpoint::base_url/display): an IPv6 host is written
 // without brackets, so DOCKER_HOST=tcp://[::1]:2376 becomes the URL "https://::1:2376", which
 // libcurl cannot parse (transport.cpp uses base_url() + target as the URL).
-TEST_CASE("an IPv6 host is bracketed in the URL and the display form",
-          "[docker][endpoint]") {
+TEST_CASE("an IPv6 host is bracketed in the URL and the display form", "[docker][endpoint]") {
     EndpointEnv env = env_with_host("tcp://[::1]:2376");
     env.tls_verify = "1";
     auto r = parse_endpoint(env);
@@ -160,8 +159,8 @@ TEST_CASE("an IPv6 host is bracketed in the URL and the display form",
     CHECK(r->display() == "tcp://[::1]:2376 (TLS)");
 }
 
-// Regression (runner/docker/endpoint.cpp, parse_endpoint): anything after the closing bracket that is
-// not ":PORT" is silently ignored, so a typo such as "tcp://[::1]2376" connects to port 2375.
+// Regression (runner/docker/endpoint.cpp, parse_endpoint): anything after the closing bracket that
+// is not ":PORT" is silently ignored, so a typo such as "tcp://[::1]2376" connects to port 2375.
 TEST_CASE("junk after an IPv6 bracket is refused", "[docker][endpoint]") {
     auto r = parse_endpoint(env_with_host("tcp://[::1]2376"));
     REQUIRE_FALSE(r.ok());

@@ -12,7 +12,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
@@ -248,6 +251,74 @@ Config loopback_config(std::initializer_list<const char*> allow = {"localhost"})
 std::string get(std::uint16_t port, const std::string& path = "/") {
     return "GET http://localhost:" + std::to_string(port) + path + " HTTP/1.1\r\n" +
            "Host: localhost\r\nProxy-Connection: keep-alive\r\nUser-Agent: test\r\n\r\n";
+}
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+        ++n;
+    return n - 1; // the iterator's own
+}
+
+// A connected TCP pair on 127.0.0.1, as airlock-init has it: `accepted` is what it hands off,
+// `task` the task's end (blocking, with 5 s timeouts).
+struct TcpPair {
+    Fd accepted;
+    Fd task;
+};
+
+TcpPair tcp_pair() {
+    Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener.get(), 1) == 0);
+    REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    TcpPair pair;
+    pair.task = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(::connect(pair.task.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    pair.accepted = Fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    REQUIRE(pair.accepted.valid());
+    set_timeouts(pair.task.get());
+    return pair;
+}
+
+// Sends one byte with `fds` as SCM_RIGHTS (none: a plain byte).
+bool send_with_fds(int fd, char byte, std::initializer_list<int> fds) {
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fds.size() > 0) {
+        REQUIRE(fds.size() <= 8);
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+        std::memcpy(CMSG_DATA(c), fds.begin(), fds.size() * sizeof(int));
+    }
+    return ::sendmsg(fd, &msg, MSG_NOSIGNAL) == 1;
+}
+
+// What airlock-init --handoff does for one connection: the proxy gets the accepted socket and
+// init keeps nothing. The task's end.
+Fd hand_off(const Proxy& proxy) {
+    TcpPair pair = tcp_pair();
+    Fd unix_fd = proxy.connect();
+    REQUIRE(send_with_fds(unix_fd.get(), 0, {pair.accepted.get()}));
+    return std::move(pair.task);
+}
+
+// True when the other end of `fd` (a socket or a pipe) is closed within 5 s.
+bool peer_closed(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    char c;
+    return ::poll(&p, 1, 5000) == 1 && ::read(fd, &c, 1) == 0;
 }
 
 } // namespace
@@ -600,4 +671,215 @@ TEST_CASE("egress proxy: stopping ends open tunnels promptly and records them", 
     const json line = proxy.line(0);
     CHECK(line["decision"] == "allow");
     CHECK(line["bytes_up"] == hello.size());
+}
+
+TEST_CASE("egress proxy: a handed-off TCP socket is served like a direct client",
+          "[egress][proxy]") {
+    HttpUpstream up;
+    Proxy proxy(loopback_config());
+    {
+        Fd task = hand_off(proxy);
+        REQUIRE(send_text(task.get(), get(up.server.port(), "/handed")));
+        const std::string response = read_all(task.get());
+        CHECK(response == "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+        const json line = proxy.line(0);
+        CHECK(line["decision"] == "allow");
+        CHECK(line["path"] == "/handed");
+        CHECK(line["address"] == "127.0.0.1");
+        CHECK(line["bytes_up"] == up.heads.at(0).size());
+        CHECK(line["bytes_down"] == response.size());
+    }
+    {
+        Fd task = hand_off(proxy);
+        REQUIRE(send_text(task.get(), "GET http://denied.test/x HTTP/1.1\r\n\r\n"));
+        CHECK(read_all(task.get()).substr(0, 24) == "HTTP/1.1 403 Forbidden\r\n");
+        CHECK(proxy.line(1)["rule"] == "no allow rule");
+    }
+}
+
+TEST_CASE("egress proxy: a handed-off tunnel passes a half-close on", "[egress][proxy]") {
+    Upstream up([](int fd) {
+        const std::string got = read_all(fd);
+        send_text(fd, "got " + std::to_string(got.size()) + " bytes");
+    });
+    Proxy proxy(loopback_config());
+    Fd task = hand_off(proxy);
+    REQUIRE(send_text(task.get(),
+                      "CONNECT localhost:" + std::to_string(up.port()) + " HTTP/1.1\r\n\r\n"));
+    CHECK(read_until(task.get(), "\r\n\r\n") == "HTTP/1.1 200 Connection established\r\n\r\n");
+    const std::string payload = client_hello("localhost") + std::string(50000, 'p');
+    REQUIRE(send_text(task.get(), payload));
+    ::shutdown(task.get(), SHUT_WR);
+    const std::string answer = read_all(task.get());
+    CHECK(answer == "got " + std::to_string(payload.size()) + " bytes");
+    const json line = proxy.line(0);
+    CHECK(line["decision"] == "allow");
+    CHECK(line["sni"] == "localhost");
+    CHECK(line["bytes_up"] == payload.size());
+    CHECK(line["bytes_down"] == answer.size());
+}
+
+TEST_CASE("egress proxy: a malformed handoff is refused, recorded, and leaves nothing open",
+          "[egress][proxy]") {
+    const std::size_t before = open_fds();
+    Proxy proxy(loopback_config());
+    struct Case {
+        std::string name;
+        std::function<void(int unix_fd)> send;
+        std::string reason;
+    };
+    // Each descriptor sent is closed here once sent; its peer shows whether the proxy closed its
+    // copy too.
+    std::vector<Fd> peers;
+    const auto pair_of = [&](int domain, int type) {
+        int fds[2];
+        REQUIRE(::socketpair(domain, type | SOCK_CLOEXEC, 0, fds) == 0);
+        peers.emplace_back(fds[1]);
+        set_timeouts(fds[1]);
+        return Fd(fds[0]);
+    };
+    const Case cases[] = {
+        {"no descriptor", [](int u) { REQUIRE(send_text(u, std::string(1, '\0'))); },
+         "the handoff byte 0x00 came without a socket (airlock-init sends the accepted TCP "
+         "connection with it, as SCM_RIGHTS)"},
+        {"a unix socket",
+         [&](int u) {
+             Fd unix_end = pair_of(AF_UNIX, SOCK_STREAM);
+             REQUIRE(send_with_fds(u, 0, {unix_end.get()}));
+         },
+         "the handed-over socket is a unix socket, not TCP over IPv4 or IPv6"},
+        {"two TCP sockets",
+         [&](int u) {
+             TcpPair a = tcp_pair();
+             TcpPair b = tcp_pair();
+             REQUIRE(send_with_fds(u, 0, {a.accepted.get(), b.accepted.get()}));
+             peers.push_back(std::move(a.task));
+             peers.push_back(std::move(b.task));
+         },
+         "the handoff byte 0x00 came with 2 descriptors instead of one"},
+        {"six TCP sockets",
+         [&](int u) {
+             std::vector<TcpPair> pairs;
+             for (int i = 0; i < 6; ++i)
+                 pairs.push_back(tcp_pair());
+             REQUIRE(send_with_fds(u, 0,
+                                   {pairs[0].accepted.get(), pairs[1].accepted.get(),
+                                    pairs[2].accepted.get(), pairs[3].accepted.get(),
+                                    pairs[4].accepted.get(), pairs[5].accepted.get()}));
+             for (auto& p : pairs)
+                 peers.push_back(std::move(p.task));
+         },
+         "the handoff byte 0x00 came with more than 4 descriptors instead of one"},
+        {"a pipe",
+         [&](int u) {
+             int p[2];
+             REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+             Fd write_end(p[1]);
+             peers.emplace_back(p[0]);
+             REQUIRE(send_with_fds(u, 0, {write_end.get()}));
+         },
+         "the handed-over descriptor is not a socket"},
+        {"a UDP socket",
+         [](int u) {
+             Fd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+             REQUIRE(send_with_fds(u, 0, {udp.get()}));
+         },
+         "the handed-over socket is not a stream socket (type 2)"},
+        {"an unconnected TCP socket",
+         [](int u) {
+             Fd tcp(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+             REQUIRE(send_with_fds(u, 0, {tcp.get()}));
+         },
+         "the handed-over socket is not connected"},
+        {"a listening TCP socket",
+         [](int u) {
+             Fd tcp(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+             sockaddr_in addr{};
+             addr.sin_family = AF_INET;
+             addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+             REQUIRE(::bind(tcp.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+             REQUIRE(::listen(tcp.get(), 1) == 0);
+             REQUIRE(send_with_fds(u, 0, {tcp.get()}));
+         },
+         "the handed-over socket is listening, not connected"},
+    };
+    std::size_t index = 0;
+    for (const auto& c : cases) {
+        INFO(c.name);
+        Fd unix_fd = proxy.connect();
+        c.send(unix_fd.get());
+        const json line = proxy.line(index++);
+        CHECK(line["type"] == "decision");
+        CHECK(line["decision"] == "deny");
+        CHECK(line["rule"] == "malformed handoff");
+        CHECK(line["reason"] == c.reason);
+        CHECK(line["method"].is_null());
+        CHECK(line["bytes_up"] == 0);
+        CHECK(read_all(unix_fd.get()).empty()); // no response: the connection is just closed
+    }
+    for (auto& peer : peers)
+        CHECK(peer_closed(peer.get()));
+    peers.clear();
+    // Once serve() has returned, every connection's thread has ended.
+    proxy.stop();
+    CHECK(open_fds() == before + 1); // the listening socket, which the test's Proxy holds
+}
+
+TEST_CASE("egress proxy: a first byte other than 0x00 begins a request on the unix connection",
+          "[egress][proxy]") {
+    HttpUpstream up;
+    Proxy proxy(loopback_config());
+    const std::string request = get(up.server.port(), "/plain");
+
+    SECTION("alone, the rest following later") {
+        Fd fd = proxy.connect();
+        REQUIRE(send_text(fd.get(), request.substr(0, 1)));
+        std::this_thread::sleep_for(50ms);
+        REQUIRE(send_text(fd.get(), request.substr(1)));
+        CHECK(read_all(fd.get()).substr(0, 15) == "HTTP/1.1 200 OK");
+        CHECK(proxy.line(0)["path"] == "/plain");
+    }
+
+    SECTION("carrying a descriptor, which the proxy closes") {
+        int fds[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+        Fd sent(fds[0]);
+        Fd peer(fds[1]);
+        set_timeouts(peer.get());
+        Fd fd = proxy.connect();
+        REQUIRE(send_with_fds(fd.get(), request[0], {sent.get()}));
+        sent.reset();
+        REQUIRE(send_text(fd.get(), request.substr(1)));
+        CHECK(read_all(fd.get()).substr(0, 15) == "HTTP/1.1 200 OK");
+        CHECK(proxy.line(0)["decision"] == "allow");
+        CHECK(peer_closed(peer.get()));
+    }
+}
+
+TEST_CASE("egress proxy: a connection that sends nothing gets 408 at the head deadline",
+          "[egress][proxy]") {
+    Config c = loopback_config();
+    c.head_timeout_ms = 200;
+    Proxy proxy(c);
+    Fd fd = proxy.connect();
+    CHECK(read_all(fd.get()).substr(0, 30) == "HTTP/1.1 408 Request Timeout\r\n");
+    CHECK(proxy.line(0)["rule"] == "head timeout");
+}
+
+TEST_CASE("egress proxy: beyond max_connections a handed-off client gets 503 on its socket",
+          "[egress][proxy]") {
+    Config c = loopback_config();
+    c.max_connections = 1;
+    Proxy proxy(c);
+    Fd busy = proxy.connect();
+    std::this_thread::sleep_for(100ms);
+    // The proxy may accept before the byte arrives (then the client only sees the close): the
+    // handoff is taken when it is already there.
+    std::string response;
+    for (int i = 0; i < 20 && response.empty(); ++i) {
+        Fd task = hand_off(proxy);
+        response = read_all(task.get());
+    }
+    CHECK(response.substr(0, 32) == "HTTP/1.1 503 Service Unavailable");
+    CHECK(proxy.line(0)["rule"] == "too many connections");
 }

@@ -1,5 +1,6 @@
-// airlock-init: the loopback-to-unix-socket relay (driven on a thread) and the binary itself
-// (the copy embedded in airlock, run as a child process): exit codes, signals, orphans, relays.
+// airlock-init: the loopback-to-unix-socket relay and handoff (driven on a thread) and the binary
+// itself (the copy embedded in airlock, run as a child process): exit codes, signals, orphans,
+// relays, handoffs.
 #include "init/relay.hpp"
 #include "init/sidecar_binaries.hpp"
 #include "util/fd.hpp"
@@ -35,6 +36,7 @@
 
 extern char** environ;
 
+using airlock::init::Forwarding;
 using airlock::init::Relay;
 using airlock::util::Fd;
 using airlock::util::write_all;
@@ -82,7 +84,35 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds lim
 enum class Mode {
     echo,        // echoes everything; at EOF sends the trailer and closes
     greet_first, // sends "hello\n", shuts down its side, then counts what arrives until EOF
+    take_socket, // receives the handoff (0x00 and a TCP socket), then on that socket sends
+                 // "hello\n" and echoes everything
 };
+
+// The byte and the one descriptor of a handoff; an invalid Fd when it was not one.
+Fd receive_handoff(int fd) {
+    char byte = 1;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    if (::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC) != 1) return Fd();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(int)))
+        return Fd();
+    int received = -1;
+    std::memcpy(&received, CMSG_DATA(c), sizeof received);
+    Fd socket(received);
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    if (byte != 0 || ::getsockopt(received, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+        domain != AF_INET)
+        return Fd();
+    return socket;
+}
 
 // A unix-socket server on a thread per connection, standing in for the egress proxy.
 class UnixServer {
@@ -112,6 +142,8 @@ public:
 
     int active() const { return m_active.load(); }
     std::size_t received() const { return m_received.load(); }
+    int handoffs() const { return m_handoffs.load(); }
+    int bad_handoffs() const { return m_bad_handoffs.load(); }
 
 private:
     // Readable fd, or -1 once the server stops.
@@ -136,7 +168,16 @@ private:
         }
     }
 
-    void serve(int fd) {
+    void serve(int unix_fd) {
+        Fd handed;
+        if (m_mode == Mode::take_socket) {
+            if (wait_readable(unix_fd) < 0) return;
+            handed = receive_handoff(unix_fd);
+            ++(handed.valid() ? m_handoffs : m_bad_handoffs);
+            if (!handed.valid()) return;
+            write_all(handed.get(), "hello\n");
+        }
+        const int fd = handed.valid() ? handed.get() : unix_fd;
         if (m_mode == Mode::greet_first) {
             write_all(fd, "hello\n");
             ::shutdown(fd, SHUT_WR);
@@ -150,7 +191,7 @@ private:
                 return;
             }
             m_received += static_cast<std::size_t>(n);
-            if (m_mode == Mode::echo &&
+            if (m_mode != Mode::greet_first &&
                 !write_all(fd, std::string_view(buf.data(), static_cast<std::size_t>(n))))
                 return;
         }
@@ -165,13 +206,15 @@ private:
     std::vector<std::thread> m_workers;
     std::atomic<int> m_active{0};
     std::atomic<std::size_t> m_received{0};
+    std::atomic<int> m_handoffs{0};
+    std::atomic<int> m_bad_handoffs{0};
 };
 
 // A Relay on an ephemeral loopback port, run on its own thread until destroyed.
 class RelayThread {
 public:
-    explicit RelayThread(const fs::path& socket_path) {
-        auto port = m_relay.add(0, socket_path.string());
+    explicit RelayThread(const fs::path& socket_path, Forwarding forwarding = Forwarding::relay) {
+        auto port = m_relay.add(0, socket_path.string(), forwarding);
         REQUIRE(port.ok());
         m_port = *port;
         REQUIRE(::pipe2(m_stop, O_CLOEXEC) == 0);
@@ -519,6 +562,77 @@ TEST_CASE("relay add names the port and the fix when it cannot listen", "[init][
                                    "/run/airlock/egress.sock)"));
 }
 
+TEST_CASE("handoff passes the accepted socket itself to the unix socket", "[init][relay]") {
+    TempDir dir;
+    UnixServer server(dir.path() / "proxy.sock", Mode::take_socket);
+    RelayThread relay(dir.path() / "proxy.sock", Forwarding::handoff);
+
+    Fd client = connect_to(relay.port());
+    CHECK(read_n(client.get(), 6) == "hello\n");
+    REQUIRE(write_all(client.get(), "straight through"));
+    CHECK(read_n(client.get(), 16) == "straight through");
+    // Init let go of both ends once sent: nothing of the connection is left in the relay.
+    CHECK(wait_until([&] { return relay.relay().connections() == 0; }));
+    CHECK(server.handoffs() == 1);
+    CHECK(server.bad_handoffs() == 0);
+    REQUIRE(::shutdown(client.get(), SHUT_WR) == 0);
+    CHECK(read_all(client.get()).empty());
+}
+
+TEST_CASE("handoff leaks no descriptors over 200 connections", "[init][relay]") {
+    TempDir dir;
+    UnixServer server(dir.path() / "proxy.sock", Mode::take_socket);
+    RelayThread relay(dir.path() / "proxy.sock", Forwarding::handoff);
+    const std::size_t before = open_fds();
+
+    for (int i = 0; i < 200; ++i) {
+        Fd client = connect_to(relay.port());
+        const std::string msg = "message " + std::to_string(i);
+        REQUIRE(read_n(client.get(), 6) == "hello\n");
+        REQUIRE(write_all(client.get(), msg));
+        REQUIRE(read_n(client.get(), msg.size()) == msg);
+    }
+    CHECK(wait_until([&] { return relay.relay().connections() == 0 && server.active() == 0; }));
+    CHECK(server.handoffs() == 200);
+    CHECK(open_fds() == before);
+}
+
+TEST_CASE("handoff waits for a proxy that is still starting", "[init][relay]") {
+    TempDir dir;
+    RelayThread relay(dir.path() / "late.sock", Forwarding::handoff);
+    Fd client = connect_to(relay.port());
+    REQUIRE(write_all(client.get(), "early"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(relay.relay().connections() == 1);
+    UnixServer server(dir.path() / "late.sock", Mode::take_socket);
+    // Init read nothing: the early bytes wait in the socket for whoever holds it.
+    CHECK(read_n(client.get(), 11) == "hello\nearly");
+    CHECK(wait_until([&] { return relay.relay().connections() == 0; }));
+}
+
+TEST_CASE("handoff closes the client once the proxy it reached is gone", "[init][relay]") {
+    TempDir dir;
+    RelayThread relay(dir.path() / "gone.sock", Forwarding::handoff);
+    {
+        UnixServer server(dir.path() / "gone.sock", Mode::take_socket);
+        Fd first = connect_to(relay.port());
+        CHECK(read_n(first.get(), 6) == "hello\n");
+    }
+    std::filesystem::remove(dir.path() / "gone.sock");
+    Fd client = connect_to(relay.port());
+    std::string got = "unset";
+    CHECK_NOTHROW(got = read_all(client.get()));
+    CHECK(got.empty());
+    CHECK(wait_until([&] { return relay.relay().connections() == 0; }));
+}
+
+TEST_CASE("handoff add names its option when it cannot listen", "[init][relay]") {
+    Relay relay;
+    auto long_path = relay.add(0, "/" + std::string(200, 'x'), Forwarding::handoff);
+    REQUIRE_FALSE(long_path.ok());
+    CHECK_THAT(long_path.error().message, Catch::StartsWith("--handoff 0: \"/xxx"));
+}
+
 // ---- the airlock-init binary ----
 
 namespace {
@@ -654,9 +768,11 @@ TEST_CASE("relay binary: a command that cannot run exits 127 or 126", "[init][re
 
 TEST_CASE("relay binary: bad arguments exit 125 with a message", "[init][relay]") {
     const std::string usage =
-        "usage: airlock-init [--relay PORT=UNIX_SOCKET_PATH]... -- COMMAND [ARGS...]";
+        "usage: airlock-init [--relay|--handoff PORT=UNIX_SOCKET_PATH]... -- COMMAND [ARGS...]";
     const std::string form =
         " (use PORT=UNIX_SOCKET_PATH, e.g. --relay 3128=/run/airlock/egress.sock)\n";
+    const std::string handoff_form =
+        " (use PORT=UNIX_SOCKET_PATH, e.g. --handoff 3128=/run/airlock/egress.sock)\n";
     struct Case {
         std::vector<std::string> args;
         std::string err;
@@ -676,6 +792,13 @@ TEST_CASE("relay binary: bad arguments exit 125 with a message", "[init][relay]"
          "airlock-init: --relay \"3128=\": no socket path" + form},
         {{"--relay", "3128=/a", "--relay", "3128=/b", "--", "true"},
          "airlock-init: --relay 3128 is given twice (one per port)\n"},
+        {{"--handoff"}, "airlock-init: --handoff needs a value; " + usage + "\n"},
+        {{"--handoff", "3128", "--", "true"},
+         "airlock-init: --handoff \"3128\": no '='" + handoff_form},
+        {{"--handoff=0=/a", "--", "true"},
+         "airlock-init: --handoff \"0=/a\": port 0 is not in 1-65535" + handoff_form},
+        {{"--relay", "3128=/a", "--handoff", "3128=/b", "--", "true"},
+         "airlock-init: --handoff 3128 is given twice (one per port)\n"},
         {{"--verbose", "--", "true"},
          "airlock-init: unknown option \"--verbose\"; " + usage + "\n"},
     };
@@ -722,6 +845,27 @@ TEST_CASE("relay binary: listens before the command starts and relays to the soc
     Fd client = connect_to(port);
     REQUIRE(write_all(client.get(), "through init"));
     CHECK(read_n(client.get(), 12) == "through init");
+    ::kill(init.pid(), SIGTERM);
+    CHECK(init.wait() == 128 + SIGTERM);
+    CHECK(init.err().empty());
+}
+
+TEST_CASE("relay binary: hands connections off to the socket", "[init][relay]") {
+    TempDir dir;
+    const auto socket = dir.path() / "egress.sock";
+    UnixServer server(socket, Mode::take_socket);
+    const std::uint16_t port = free_port();
+
+    InitProcess init({"--handoff", std::to_string(port) + "=" + socket.string(), "--", "sh", "-c",
+                      "echo ready; exec sleep 30"});
+    REQUIRE(init.read_line() == "ready");
+    for (int i = 0; i < 3; ++i) {
+        Fd client = connect_to(port);
+        CHECK(read_n(client.get(), 6) == "hello\n");
+        REQUIRE(write_all(client.get(), "past init"));
+        CHECK(read_n(client.get(), 9) == "past init");
+    }
+    CHECK(server.handoffs() == 3);
     ::kill(init.pid(), SIGTERM);
     CHECK(init.wait() == 128 + SIGTERM);
     CHECK(init.err().empty());

@@ -105,7 +105,7 @@ TEST_CASE("in proxied modes the agent keeps no network and runs airlock-init", "
     json b = build_create_body(o, plan);
     CHECK(b["HostConfig"]["NetworkMode"] == "none");
     CHECK(b["NetworkDisabled"] == true);
-    CHECK(b["Entrypoint"] == json::array({"/run/airlock/airlock-init", "--relay",
+    CHECK(b["Entrypoint"] == json::array({"/run/airlock/airlock-init", "--handoff",
                                           "3128=/run/airlock/sock/egress.sock", "--", "/entry"}));
     std::vector<std::string> env = b["Env"];
     CHECK(std::count(env.begin(), env.end(), "HTTPS_PROXY=http://127.0.0.1:3128") == 1);
