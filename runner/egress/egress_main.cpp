@@ -100,5 +100,7 @@ int main(int argc, char** argv) {
     write_line(ready_line());
     const int status = serve(*config, listener->get(), write_line, stop.get_token());
     ::unlink(config->listen.c_str());
+    // Every decision line is out: airlock need not wait for the container to stop.
+    write_line(nlohmann::json{{"type", "stopped"}, {"status", status}});
     return status;
 }

@@ -223,10 +223,6 @@ Result<void> EgressSidecar::start() {
                                   "`, or change network.egress_network / --egress-network)");
         if (!found) return found.error();
     }
-    auto image = ensure_image_from_tar(m_client, "airlock/egress", egress_image_tar());
-    if (!image) return image.error();
-    m_image = *image;
-
     // The volume holds airlock-init and the proxy's socket, nothing secret. The engine fills the
     // empty volume from the image's /run/airlock when the sidecar is created (ownership
     // included), before either container starts, so both can start at once: airlock-init waits
@@ -238,6 +234,24 @@ Result<void> EgressSidecar::start() {
         return r;
     m_resources.add_volume(m_volume);
 
+    m_starter = std::thread([this] {
+        auto created = create_and_verify();
+        {
+            std::lock_guard<std::mutex> lock(m_mu);
+            m_created_result = created;
+            m_cv.notify_all();
+        }
+        auto r = created ? attach_and_start() : created;
+        std::lock_guard<std::mutex> lock(m_mu);
+        m_start_result = std::move(r);
+    });
+    return {};
+}
+
+Result<void> EgressSidecar::create_and_verify() {
+    auto image = ensure_image_from_tar(m_client, "airlock/egress", egress_image_tar());
+    if (!image) return image.error();
+    m_image = *image;
     auto created = m_client.container_create(
         "airlock-" + m_run_id + "-egress", egress_create_body(m_run_id, m_image, m_volume, m_net));
     if (!created) return created.error();
@@ -251,19 +265,22 @@ Result<void> EgressSidecar::start() {
     json list = json::array();
     for (const auto& m : mismatches)
         list.push_back({{"field", m.field}, {"expected", m.expected}, {"actual", m.actual}});
-    m_verification = {{"verified", mismatches.empty()}, {"mismatches", list}};
+    {
+        std::lock_guard<std::mutex> lock(m_mu);
+        m_verification = {{"verified", mismatches.empty()}, {"mismatches", list}};
+    }
     if (!mismatches.empty())
         return make_error(ErrorKind::refused,
                           "the engine did not apply " + mismatches.front().field +
                               " to the egress proxy (wanted " + mismatches.front().expected +
                               ", got " + mismatches.front().actual + ")");
-
-    m_starter = std::thread([this] {
-        auto r = attach_and_start();
-        std::lock_guard<std::mutex> lock(m_mu);
-        m_start_result = std::move(r);
-    });
     return {};
+}
+
+Result<void> EgressSidecar::created() {
+    std::unique_lock<std::mutex> lock(m_mu);
+    m_cv.wait(lock, [&] { return m_created_result.has_value(); });
+    return *m_created_result;
 }
 
 Result<void> EgressSidecar::ready() {
@@ -353,20 +370,28 @@ void EgressSidecar::line(const std::string& text, bool is_stdout) {
     if (type == "ready") {
         m_ready = true;
         m_cv.notify_all();
+    } else if (type == "stopped") {
+        m_proxy_stopped = true;
+        m_cv.notify_all();
     } else if (type == "error" && m_errors.size() < 20) {
         m_errors.push_back(j.value("message", text));
     }
 }
 
 void EgressSidecar::stop() {
-    if (m_stopped || m_container.empty()) return;
+    if (m_stopped) return;
     m_stopped = true;
     if (m_starter.joinable()) m_starter.join();
+    if (m_container.empty()) return;
     (void)m_client.container_kill(m_container, "TERM");
     {
+        // The proxy closes its connections, writes their lines, then says "stopped".
         std::unique_lock<std::mutex> lock(m_mu);
-        m_cv.wait_for(lock, k_stop_timeout, [&] { return m_ended; });
+        m_cv.wait_for(lock, k_stop_timeout, [&] { return m_ended || m_proxy_stopped; });
     }
+    // Gone now rather than at teardown (this runs while the workspace is read back), which also
+    // ends the attach stream. Teardown still has it, should this fail.
+    (void)m_client.container_remove(m_container, docker::Force::yes);
     m_stop_attach.cancel();
     if (m_attach.joinable()) m_attach.join();
 }

@@ -54,10 +54,13 @@ public:
     EgressSidecar(const EgressSidecar&) = delete;
     EgressSidecar& operator=(const EgressSidecar&) = delete;
 
-    // Image, volume (with airlock-init) and container (verified); then starts it in the
-    // background, so the agent container is created, filled and started meanwhile. ready()
-    // waits for the proxy's ready line.
+    // The volume; then, in the background, the image, the container (verified) and its start,
+    // so the agent container is created, filled and started meanwhile. ready() waits for the
+    // proxy's ready line.
     util::Result<void> start();
+    // Waits until the sidecar exists and is verified (its volume is filled then): the agent
+    // container may start after that.
+    util::Result<void> created();
     util::Result<void> ready();
     // Asks the proxy to stop and waits for its last lines. Safe to call more than once.
     void stop();
@@ -69,6 +72,7 @@ public:
 private:
     void on_output(docker::StreamId stream, std::string_view data);
     void line(const std::string& text, bool is_stdout);
+    util::Result<void> create_and_verify();
     util::Result<void> attach_and_start();
 
     docker::Client& m_client;
@@ -81,14 +85,14 @@ private:
 
     mutable std::mutex m_mu;
     std::condition_variable m_cv;
-    bool m_ready = false, m_ended = false;
+    bool m_ready = false, m_ended = false, m_proxy_stopped = false;
     std::optional<bool> m_attached;
     std::string m_out_buf, m_err_buf;
     std::vector<nlohmann::json> m_decisions;
     std::vector<std::string> m_errors; // the proxy's error lines and stderr, last few
     util::CancelToken m_stop_attach;
     std::thread m_attach, m_starter;
-    std::optional<util::Result<void>> m_start_result;
+    std::optional<util::Result<void>> m_start_result, m_created_result;
     bool m_stopped = false;
 };
 

@@ -374,6 +374,12 @@ Result<void> Pipeline::start_and_wait() {
         if (log_result && !log_result->ok()) return log_result->error();
         return make_error(ErrorKind::server_error, "could not attach to the container's output");
     }
+    if (m_egress)
+        if (auto r = m_egress->created(); !r) {
+            stop_attach.cancel();
+            logs.join();
+            return r;
+        }
     auto started = m_client.container_start(m_container_id);
     if (!started) {
         stop_attach.cancel(); // a container that never started may keep the stream open
@@ -387,16 +393,17 @@ Result<void> Pipeline::start_and_wait() {
     }
     m_facts.started = true;
     auto t_start = Clock::now();
-    // The proxy started alongside; airlock-init holds the task's connections until it listens.
+    // The proxy starts alongside; airlock-init holds the task's connections until it listens.
+    // Should it not come up, the task is stopped: it would only wait for a proxy that never is.
+    std::optional<Error> proxy_failed;
+    std::thread proxy_watch;
     if (m_egress)
-        if (auto r = m_egress->ready(); !r) {
-            m_client.set_interruptible(docker::Interruptible::no);
-            (void)m_client.container_kill(m_container_id, "SIGKILL");
-            logs.join();
-            m_facts.engine_failed = true;
-            m_class = classify(m_facts);
-            return r;
-        }
+        proxy_watch = std::thread([&] {
+            if (auto r = m_egress->ready(); !r) {
+                proxy_failed = r.error();
+                (void)m_client.container_kill(m_container_id, "SIGKILL");
+            }
+        });
     // The agent's mount now keeps the secrets tmpfs alive; the holder has done its job.
     if (!m_secrets_holder.empty()) {
         if (auto r = m_client.container_remove(m_secrets_holder, docker::Force::yes); !r)
@@ -467,7 +474,13 @@ Result<void> Pipeline::start_and_wait() {
     }
     logs.join();
     stats.join();
+    if (proxy_watch.joinable()) proxy_watch.join();
     m_report["task_duration_ms"] = std::llround(ms_between(t_start, t_end));
+    if (proxy_failed) {
+        m_facts.engine_failed = true;
+        m_class = classify(m_facts);
+        return *proxy_failed;
+    }
     if (!waited) {
         if (waited.error().kind == ErrorKind::cancelled) return waited.error();
         m_facts.engine_failed = true;
