@@ -3,9 +3,6 @@
 #include "init/sidecar_binaries.hpp"
 #include "sandbox/scratch_image.hpp"
 
-#include <archive.h>
-#include <archive_entry.h>
-
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -126,39 +123,13 @@ std::vector<Mismatch> verify_egress(const json& inspect, const std::string& volu
 }
 
 std::string egress_image_tar() {
-    std::string out;
-    std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(),
-                                                              archive_write_free);
-    archive_write_set_format_pax_restricted(a.get());
-    archive_write_set_bytes_in_last_block(a.get(), 1);
-    archive_write_open(
-        a.get(), &out, nullptr,
-        [](archive*, void* client, const void* buf, size_t n) -> la_ssize_t {
-            static_cast<std::string*>(client)->append(static_cast<const char*>(buf), n);
-            return static_cast<la_ssize_t>(n);
-        },
-        nullptr);
-    auto entry = [&](const char* name, unsigned type, unsigned mode, unsigned id,
-                     std::string_view body) {
-        std::unique_ptr<archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(),
-                                                                        archive_entry_free);
-        archive_entry_set_pathname(e.get(), name);
-        archive_entry_set_filetype(e.get(), type);
-        archive_entry_set_perm(e.get(), mode);
-        archive_entry_set_uid(e.get(), id);
-        archive_entry_set_gid(e.get(), id);
-        archive_entry_set_size(e.get(), static_cast<la_int64_t>(body.size()));
-        archive_entry_set_mtime(e.get(), std::time(nullptr), 0);
-        archive_write_header(a.get(), e.get());
-        if (!body.empty()) archive_write_data(a.get(), body.data(), body.size());
-    };
-    entry("airlock-egress", AE_IFREG, 0555, 0, init::egress_binary());
-    entry("run/", AE_IFDIR, 0755, 0, {});
-    entry("run/airlock/", AE_IFDIR, 0755, 0, {});
-    entry("run/airlock/airlock-init", AE_IFREG, 0555, 0, init::init_binary());
-    entry("run/airlock/sock/", AE_IFDIR, 0755, 65534, {});
-    archive_write_close(a.get());
-    return out;
+    // A fixed mtime: the same binaries give the same tar, hence the same image tag.
+    return tar_of_entries({{"airlock-egress", init::egress_binary(), false, 0555, 0, 0},
+                           {"run/", {}, true, 0755, 0, 0},
+                           {"run/airlock/", {}, true, 0755, 0, 0},
+                           {"run/airlock/airlock-init", init::init_binary(), false, 0555, 0, 0},
+                           {"run/airlock/sock/", {}, true, 0755, 65534, 65534}},
+                          0);
 }
 
 json network_summary(const std::vector<json>& decisions) {

@@ -14,9 +14,7 @@ namespace airlock::sandbox {
 using util::ErrorKind;
 using util::Result;
 
-// One regular file per entry, in a tar held in memory.
-std::string tar_of(const std::vector<std::pair<std::string, std::string_view>>& files, unsigned uid,
-                   unsigned gid, unsigned mode) {
+std::string tar_of_entries(const std::vector<TarEntry>& entries, std::time_t mtime) {
     std::string out;
     std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(),
                                                               archive_write_free);
@@ -29,21 +27,29 @@ std::string tar_of(const std::vector<std::pair<std::string, std::string_view>>& 
             return static_cast<la_ssize_t>(n);
         },
         nullptr);
-    for (const auto& [name, body] : files) {
+    for (const auto& entry : entries) {
         std::unique_ptr<archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(),
                                                                         archive_entry_free);
-        archive_entry_set_pathname(e.get(), name.c_str());
-        archive_entry_set_filetype(e.get(), AE_IFREG);
-        archive_entry_set_perm(e.get(), mode);
-        archive_entry_set_uid(e.get(), uid);
-        archive_entry_set_gid(e.get(), gid);
-        archive_entry_set_size(e.get(), static_cast<la_int64_t>(body.size()));
-        archive_entry_set_mtime(e.get(), std::time(nullptr), 0);
+        archive_entry_set_pathname(e.get(), entry.name.c_str());
+        archive_entry_set_filetype(e.get(), entry.directory ? AE_IFDIR : AE_IFREG);
+        archive_entry_set_perm(e.get(), entry.mode);
+        archive_entry_set_uid(e.get(), entry.uid);
+        archive_entry_set_gid(e.get(), entry.gid);
+        archive_entry_set_size(e.get(), static_cast<la_int64_t>(entry.body.size()));
+        archive_entry_set_mtime(e.get(), mtime, 0);
         archive_write_header(a.get(), e.get());
-        archive_write_data(a.get(), body.data(), body.size());
+        if (!entry.body.empty()) archive_write_data(a.get(), entry.body.data(), entry.body.size());
     }
     archive_write_close(a.get());
     return out;
+}
+
+std::string tar_of(const std::vector<std::pair<std::string, std::string_view>>& files, unsigned uid,
+                   unsigned gid, unsigned mode) {
+    std::vector<TarEntry> entries;
+    for (const auto& [name, body] : files)
+        entries.push_back({name, body, false, mode, uid, gid});
+    return tar_of_entries(entries, std::time(nullptr));
 }
 
 docker::UploadReader reader_of(const std::string& data) {

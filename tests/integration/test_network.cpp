@@ -505,3 +505,28 @@ TEST_CASE("allowlist: Ctrl-C and the timeout take the proxy down with the run",
         require_nothing_left(p);
     }
 }
+
+TEST_CASE("allowlist: a plain-HTTP method the policy does not list is refused",
+          "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out, pol;
+    write_file(pol.path() / "get-only.json",
+               R"({"name": "get-only", "network": {"methods": ["GET", "HEAD"]}})");
+    const int before = TestNet::connections(net.allowed);
+    auto r = run_script(ws, out,
+                        allowlist_args({"--policy", (pol.path() / "get-only.json").string(),
+                                        "--allow", "allowed.test", "--allow-cidr", net.subnet}),
+                        "curl -sS --max-time 10 -o /dev/null -w '%{http_code}\\n' "
+                        "--data-binary x http://allowed.test/upload\n"
+                        "curl -sS --max-time 10 http://allowed.test/hello");
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK(has_line(r.out, "403"));
+    CHECK(has_line(r.out, "hello from allowed"));
+    auto refused = refusals(r.report, "method");
+    REQUIRE(refused.size() == 1);
+    CHECK(refused[0]["method"] == "POST");
+    CHECK(TestNet::connections(net.allowed) == before + 1); // only the GET reached the server
+    require_nothing_left(r.proc);
+}

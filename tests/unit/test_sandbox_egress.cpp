@@ -151,6 +151,7 @@ TEST_CASE("none keeps the plain body; open puts the task on the egress network",
 TEST_CASE("the sidecar's image holds airlock-init and a socket directory the proxy owns",
           "[egress]") {
     const std::string tar = egress_image_tar();
+    CHECK(tar == egress_image_tar()); // reproducible: its hash names the image
     std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
     archive_read_support_format_tar(a.get());
     REQUIRE(archive_read_open_memory(a.get(), tar.data(), tar.size()) == ARCHIVE_OK);
