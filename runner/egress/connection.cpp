@@ -132,14 +132,9 @@ private:
                 refuse(408, head_timeout_verdict());
                 return false;
             }
-            const std::size_t room = std::min(k_read_chunk, k_max_head + 1 - m_buffer.size());
-            const std::size_t old = m_buffer.size();
-            m_buffer.resize(old + room);
-            const ssize_t n = ::recv(m_client.get(), m_buffer.data() + old, room, MSG_DONTWAIT);
-            const int err = errno;
-            m_buffer.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
-            if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) continue;
-            if (n <= 0) {
+            const Received got = receive(std::min(k_read_chunk, k_max_head + 1 - m_buffer.size()));
+            if (got == Received::again) continue;
+            if (got == Received::ended) {
                 // A client that connects and leaves without a byte made no request.
                 if (m_buffer.empty()) return false;
                 refuse(400, verdict(Outcome::deny, "malformed request",
@@ -148,6 +143,19 @@ private:
                 return false;
             }
         }
+    }
+
+    enum class Received { data, again, ended };
+    // Appends up to `room` bytes from the client to m_buffer; `ended` on EOF or an error.
+    Received receive(std::size_t room) {
+        const std::size_t old = m_buffer.size();
+        m_buffer.resize(old + room);
+        const ssize_t n = ::recv(m_client.get(), m_buffer.data() + old, room, MSG_DONTWAIT);
+        const int err = errno;
+        m_buffer.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
+        if (n > 0) return Received::data;
+        if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) return Received::again;
+        return Received::ended;
     }
 
     void refuse_head(const HeadError& error) {
@@ -259,14 +267,9 @@ private:
                                    " ms of the CONNECT"));
                 return std::nullopt;
             }
-            const std::size_t room = k_max_client_hello - m_buffer.size();
-            const std::size_t old = m_buffer.size();
-            m_buffer.resize(old + room);
-            const ssize_t n = ::recv(m_client.get(), m_buffer.data() + old, room, MSG_DONTWAIT);
-            const int err = errno;
-            m_buffer.resize(old + static_cast<std::size_t>(n > 0 ? n : 0));
-            if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) continue;
-            if (n <= 0) {
+            const Received got = receive(k_max_client_hello - m_buffer.size());
+            if (got == Received::again) continue;
+            if (got == Received::ended) {
                 finish(sni_mismatch_verdict(
                     m_head.host, "the client closed the tunnel before a complete ClientHello",
                     false));

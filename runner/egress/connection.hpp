@@ -3,14 +3,16 @@
 
 #include "egress/budget.hpp"
 #include "egress/config.hpp"
-#include "egress/fd.hpp"
 #include "egress/lines.hpp"
 #include "egress/proxy.hpp"
+#include "util/fd.hpp"
 
 #include <mutex>
 #include <vector>
 
 namespace airlock::egress {
+
+using util::Fd;
 
 // What every connection of one serve() shares.
 class ProxyState {

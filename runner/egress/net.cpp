@@ -18,11 +18,6 @@
 
 namespace airlock::egress {
 
-void Fd::reset() {
-    if (m_fd >= 0) ::close(m_fd);
-    m_fd = -1;
-}
-
 namespace {
 
 using util::ErrorKind;

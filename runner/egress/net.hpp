@@ -3,7 +3,7 @@
 #pragma once
 
 #include "egress/address.hpp"
-#include "egress/fd.hpp"
+#include "util/fd.hpp"
 #include "util/result.hpp"
 
 #include <chrono>
@@ -16,6 +16,8 @@
 #include <vector>
 
 namespace airlock::egress {
+
+using util::Fd;
 
 using Clock = std::chrono::steady_clock;
 

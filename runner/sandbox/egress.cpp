@@ -78,33 +78,16 @@ json egress_create_body(const std::string& run_id, const std::string& image,
 
 std::vector<Mismatch> verify_egress(const json& inspect, const std::string& volume,
                                     const config::NetworkOptions& net) {
-    std::vector<Mismatch> out;
+    std::vector<Mismatch> out = verify_hardening(inspect, k_egress_user);
     const json empty = json::object();
     const json& hc = inspect.contains("HostConfig") ? inspect["HostConfig"] : empty;
-    const json& cfg = inspect.contains("Config") ? inspect["Config"] : empty;
     auto get = [](const json& j, const char* k) { return j.contains(k) ? j[k] : json(); };
     auto check = [&](const std::string& field, const json& actual, const json& expected) {
         if (actual != expected) out.push_back({field, expected.dump(), actual.dump()});
     };
-    check("User", get(cfg, "User"), k_egress_user);
-    check("HostConfig.Privileged", get(hc, "Privileged"), false);
-    check("HostConfig.ReadonlyRootfs", get(hc, "ReadonlyRootfs"), true);
-    check("HostConfig.CapDrop", get(hc, "CapDrop"), json::array({"ALL"}));
     check("HostConfig.Memory", get(hc, "Memory"), k_sidecar_memory);
     check("HostConfig.PidsLimit", get(hc, "PidsLimit"), k_sidecar_pids);
     check("HostConfig.NetworkMode", get(hc, "NetworkMode"), net.egress_network);
-    json cap_add = get(hc, "CapAdd");
-    if (!cap_add.is_null() && !(cap_add.is_array() && cap_add.empty()))
-        out.push_back({"HostConfig.CapAdd", "[]", cap_add.dump()});
-    bool nnp = false;
-    for (const auto& v : security_opt_values(get(hc, "SecurityOpt"), "no-new-privileges"))
-        if (v.empty() || v == "true") nnp = true;
-    if (!nnp) out.push_back({"HostConfig.SecurityOpt", "no-new-privileges:true", "absent"});
-    for (const char* ns : {"PidMode", "IpcMode", "UTSMode", "UsernsMode"}) {
-        auto v = get(hc, ns);
-        if (v.is_string() && v.get<std::string>().rfind("host", 0) == 0)
-            out.push_back({std::string("HostConfig.") + ns, "not host", v.dump()});
-    }
     const json mounts = get(inspect, "Mounts");
     bool seen = false;
     if (mounts.is_array())

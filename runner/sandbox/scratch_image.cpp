@@ -76,17 +76,10 @@ Result<std::string> ensure_image_from_tar(docker::Client& client, const std::str
 Result<std::string>
 ensure_scratch_image(docker::Client& client, const std::string& repo,
                      const std::vector<std::pair<std::string, std::string_view>>& files) {
-    std::string all;
+    std::vector<TarEntry> entries;
     for (const auto& [name, body] : files)
-        all += util::sha256_hex(name) + util::sha256_hex(body);
-    const std::string tag = util::sha256_hex(all).substr(0, 16);
-    const std::string ref = repo + ":" + tag;
-    auto found = client.image_inspect(ref);
-    if (found) return ref;
-    if (found.error().kind != ErrorKind::not_found) return found.error();
-    const std::string tar = tar_of(files, 0, 0, 0555);
-    if (auto r = client.image_import(repo, tag, reader_of(tar)); !r) return r.error();
-    return ref;
+        entries.push_back({name, body, false, 0555, 0, 0});
+    return ensure_image_from_tar(client, repo, tar_of_entries(entries, 0));
 }
 
 } // namespace airlock::sandbox

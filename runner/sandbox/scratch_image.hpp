@@ -36,8 +36,7 @@ docker::UploadReader reader_of(const std::string& data);
 util::Result<std::string> ensure_image_from_tar(docker::Client& client, const std::string& repo,
                                                 const std::string& tar);
 
-// REPO:<first 16 hex digits of the SHA-256 of the files>, imported when the engine lacks it.
-// Files are owned by root and mode 0555. Returns the reference.
+// The same for an image of regular files only, owned by root and mode 0555.
 util::Result<std::string>
 ensure_scratch_image(docker::Client& client, const std::string& repo,
                      const std::vector<std::pair<std::string, std::string_view>>& files);

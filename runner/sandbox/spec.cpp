@@ -171,9 +171,7 @@ std::vector<std::string> security_opt_values(const json& security_opt, std::stri
     return out;
 }
 
-std::vector<Mismatch> verify_container(const json& inspect, const config::RunOptions& o,
-                                       const ContainerPlan& plan,
-                                       const std::vector<std::string>& create_warnings) {
+std::vector<Mismatch> verify_hardening(const json& inspect, const std::string& user) {
     std::vector<Mismatch> out;
     const json empty = json::object();
     const json& hc = inspect.contains("HostConfig") ? inspect["HostConfig"] : empty;
@@ -182,46 +180,16 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
         if (actual != expected) out.push_back({field, expected.dump(), actual.dump()});
     };
     auto get = [](const json& j, const char* k) { return j.contains(k) ? j[k] : json(); };
-    const auto mem = static_cast<std::int64_t>(o.memory);
-    check("User", get(cfg, "User"), o.user);
-    if (!plan.image_id.empty()) check("Image", get(inspect, "Image"), plan.image_id);
+    check("User", get(cfg, "User"), user);
     check("HostConfig.Privileged", get(hc, "Privileged"), false);
     check("HostConfig.ReadonlyRootfs", get(hc, "ReadonlyRootfs"), true);
     check("HostConfig.CapDrop", get(hc, "CapDrop"), json::array({"ALL"}));
-    check("HostConfig.Memory", get(hc, "Memory"), mem);
-    check("HostConfig.MemorySwap", get(hc, "MemorySwap"), mem);
-    check("HostConfig.NanoCpus", get(hc, "NanoCpus"), o.nano_cpus);
-    check("HostConfig.PidsLimit", get(hc, "PidsLimit"), o.pids);
-    check("HostConfig.NetworkMode", get(hc, "NetworkMode"),
-          o.network.mode == "open" ? o.network.egress_network : "none");
-    if (!plan.egress_volume.empty())
-        check("Config.Entrypoint", get(cfg, "Entrypoint"), init_entrypoint(plan.image_entrypoint));
-    check("HostConfig.Runtime", get(hc, "Runtime"), o.runtime);
     json cap_add = get(hc, "CapAdd");
     if (!cap_add.is_null() && !(cap_add.is_array() && cap_add.empty()))
         out.push_back({"HostConfig.CapAdd", "[]", cap_add.dump()});
     json devices = get(hc, "Devices");
     if (!devices.is_null() && !(devices.is_array() && devices.empty()))
         out.push_back({"HostConfig.Devices", "[]", devices.dump()});
-    json ulimits = get(hc, "Ulimits");
-    for (const auto& [name, value] :
-         {std::pair<const char*, std::int64_t>{"nofile", o.nofile}, {"nproc", o.nproc}}) {
-        bool found = false;
-        if (ulimits.is_array())
-            for (const auto& u : ulimits)
-                if (u.value("Name", "") == name && u.value("Soft", std::int64_t{-1}) == value &&
-                    u.value("Hard", std::int64_t{-1}) == value)
-                    found = true;
-        if (!found)
-            out.push_back(
-                {std::string("HostConfig.Ulimits.") + name, std::to_string(value), ulimits.dump()});
-    }
-    json tmpfs = get(hc, "Tmpfs");
-    if (!tmpfs.is_object() || !tmpfs.contains("/tmp") ||
-        tmpfs["/tmp"].get<std::string>().find("size=" + std::to_string(o.tmpfs_size)) ==
-            std::string::npos)
-        out.push_back(
-            {"HostConfig.Tmpfs./tmp", "size=" + std::to_string(o.tmpfs_size), tmpfs.dump()});
     const json security_opt = get(hc, "SecurityOpt");
     bool nnp = false;
     for (const auto& v : security_opt_values(security_opt, "no-new-privileges"))
@@ -245,6 +213,50 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
         if (v.is_string() && v.get<std::string>().rfind("host", 0) == 0)
             out.push_back({std::string("HostConfig.") + ns, "not host", v.dump()});
     }
+    return out;
+}
+
+std::vector<Mismatch> verify_container(const json& inspect, const config::RunOptions& o,
+                                       const ContainerPlan& plan,
+                                       const std::vector<std::string>& create_warnings) {
+    std::vector<Mismatch> out = verify_hardening(inspect, o.user);
+    const json empty = json::object();
+    const json& hc = inspect.contains("HostConfig") ? inspect["HostConfig"] : empty;
+    const json& cfg = inspect.contains("Config") ? inspect["Config"] : empty;
+    auto check = [&](const std::string& field, const json& actual, const json& expected) {
+        if (actual != expected) out.push_back({field, expected.dump(), actual.dump()});
+    };
+    auto get = [](const json& j, const char* k) { return j.contains(k) ? j[k] : json(); };
+    const auto mem = static_cast<std::int64_t>(o.memory);
+    if (!plan.image_id.empty()) check("Image", get(inspect, "Image"), plan.image_id);
+    check("HostConfig.Memory", get(hc, "Memory"), mem);
+    check("HostConfig.MemorySwap", get(hc, "MemorySwap"), mem);
+    check("HostConfig.NanoCpus", get(hc, "NanoCpus"), o.nano_cpus);
+    check("HostConfig.PidsLimit", get(hc, "PidsLimit"), o.pids);
+    check("HostConfig.NetworkMode", get(hc, "NetworkMode"),
+          o.network.mode == "open" ? o.network.egress_network : "none");
+    if (!plan.egress_volume.empty())
+        check("Config.Entrypoint", get(cfg, "Entrypoint"), init_entrypoint(plan.image_entrypoint));
+    check("HostConfig.Runtime", get(hc, "Runtime"), o.runtime);
+    json ulimits = get(hc, "Ulimits");
+    for (const auto& [name, value] :
+         {std::pair<const char*, std::int64_t>{"nofile", o.nofile}, {"nproc", o.nproc}}) {
+        bool found = false;
+        if (ulimits.is_array())
+            for (const auto& u : ulimits)
+                if (u.value("Name", "") == name && u.value("Soft", std::int64_t{-1}) == value &&
+                    u.value("Hard", std::int64_t{-1}) == value)
+                    found = true;
+        if (!found)
+            out.push_back(
+                {std::string("HostConfig.Ulimits.") + name, std::to_string(value), ulimits.dump()});
+    }
+    json tmpfs = get(hc, "Tmpfs");
+    if (!tmpfs.is_object() || !tmpfs.contains("/tmp") ||
+        tmpfs["/tmp"].get<std::string>().find("size=" + std::to_string(o.tmpfs_size)) ==
+            std::string::npos)
+        out.push_back(
+            {"HostConfig.Tmpfs./tmp", "size=" + std::to_string(o.tmpfs_size), tmpfs.dump()});
     const bool volume_mode = o.workspace_mode == config::WorkspaceMode::volume;
     const std::string want_workspace =
         volume_mode ? "volume " + plan.workspace_volume : "bind " + plan.workspace_host_path;

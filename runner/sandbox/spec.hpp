@@ -45,6 +45,10 @@ struct Mismatch {
     std::string expected;
     std::string actual;
 };
+// What every container airlock starts must have, whatever its role: `user`, not privileged,
+// read-only root filesystem, all capabilities dropped and none added, no devices,
+// no-new-privileges, no seccomp or AppArmor opt-out, no host namespace.
+std::vector<Mismatch> verify_hardening(const nlohmann::json& inspect, const std::string& user);
 // Every setting the plan asked for, no seccomp/AppArmor opt-out, no engine socket, no device,
 // no mount but the plan's workspace, and no create warning (each says something was not applied).
 std::vector<Mismatch> verify_container(const nlohmann::json& inspect,

@@ -20,6 +20,7 @@ public:
     int get() const { return m_fd; }
     bool valid() const { return m_fd >= 0; }
     int release() { return std::exchange(m_fd, -1); }
+    void reset() { *this = Fd(); } // closes now
 
 private:
     int m_fd = -1;
