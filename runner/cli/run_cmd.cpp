@@ -2,6 +2,7 @@
 
 #include "config/run_options.hpp"
 #include "docker/client.hpp"
+#include "policy/credentials.hpp"
 #include "policy/enforce.hpp"
 #include "sandbox/classify.hpp"
 #include "sandbox/run.hpp"
@@ -77,6 +78,16 @@ void show_config(const config::RunOptions& o, const policy::Policy& p, const pol
         line("upload_budget", n.upload_budget ? util::format_size(*n.upload_budget) : "none",
              "policy network.upload_budget");
     }
+    for (const auto& c : o.credentials) {
+        std::string vars;
+        for (const auto& [name, value] : c.env)
+            vars += (vars.empty() ? "" : ", ") + name + "=" + value;
+        line("credential",
+             c.name + " -> " + c.upstream + " (" + c.header + " from " + c.secret +
+                 (vars.empty() ? "" : "; task gets " + vars) + ")",
+             c.origin);
+    }
+    if (!o.credentials.empty()) line("ca_bundle", o.ca_bundle.string(), origin("ca_bundle"));
     for (const auto& g : d.capabilities)
         line("capability", g.capability + ": " + g.detail, g.granted_by);
 }
@@ -138,8 +149,17 @@ int run_command(int argc, char** argv) {
         "allow-cidr", "a private range the proxy may reach, e.g. 10.1.0.0/16; repeatable",
         cxxopts::value<std::vector<std::string>>(), "CIDR")(
         "egress-network", "bridge network the egress proxy joins (default: the engine's bridge)",
-        cxxopts::value<std::string>(),
-        "NAME")("q,quiet", "do not echo the task's output on the terminal")(
+        cxxopts::value<std::string>(), "NAME")(
+        "credential",
+        "use the policy's credential endpoint NAME: the egress proxy holds its key (from the "
+        "variable the policy names, or FILE) and the task reaches it at "
+        "http://127.0.0.1:3129/NAME/; repeatable",
+        cxxopts::value<std::vector<std::string>>(),
+        "NAME[=@FILE]")("ca-bundle",
+                        "CA certificates (PEM) credential upstreams must verify against (default "
+                        "/etc/ssl/certs/ca-certificates.crt)",
+                        cxxopts::value<std::string>(),
+                        "FILE")("q,quiet", "do not echo the task's output on the terminal")(
         "show-config",
         "print the effective settings and where each came from (default, policy layer, task "
         "file, flag), then exit without running")("h,help", "show this help");
@@ -182,8 +202,12 @@ int run_command(int argc, char** argv) {
     if (res.count("secret")) flags.secrets = res["secret"].as<std::vector<std::string>>();
     add_value(flags, res, "network", "network");
     add_value(flags, res, "egress-network", "egress_network");
-    for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
-             {"allow", "allow"}, {"deny", "deny"}, {"allow-cidr", "allow_cidrs"}})
+    add_value(flags, res, "ca-bundle", "ca_bundle");
+    for (const auto& [flag, key] :
+         std::vector<std::pair<std::string, std::string>>{{"allow", "allow"},
+                                                          {"deny", "deny"},
+                                                          {"allow-cidr", "allow_cidrs"},
+                                                          {"credential", "credentials"}})
         if (res.count(flag))
             for (const auto& item : res[flag].as<std::vector<std::string>>())
                 flags.lists[key].emplace_back(item, "--" + flag);
@@ -236,6 +260,18 @@ int run_command(int argc, char** argv) {
                     known = known || have.capability == g.capability;
                 if (!known) decision->capabilities.push_back(std::move(g));
             }
+    auto credentials = policy::resolve_credentials(*pol, req, *opts, [](const std::string& name) {
+        const char* v = std::getenv(name.c_str());
+        return v ? std::optional<std::string>(v) : std::nullopt;
+    });
+    if (!credentials) {
+        std::fprintf(stderr, "airlock: %s%s\n",
+                     credentials.error().kind == util::ErrorKind::refused ? "refused: " : "",
+                     credentials.error().message.c_str());
+        return credentials.error().kind == util::ErrorKind::refused ? sandbox::exit_code::refused
+                                                                    : sandbox::exit_code::usage;
+    }
+    opts->credentials = std::move(*credentials);
     if (res.count("show-config")) {
         show_config(*opts, *pol, *decision);
         return 0;

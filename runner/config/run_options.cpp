@@ -32,10 +32,10 @@ const char* to_string(WorkspaceMode mode) {
 
 namespace {
 const std::set<std::string> k_scalar_fields = {
-    "image", "workspace", "workspace_mode", "out",           "memory",     "cpus",
-    "pids",  "timeout",   "user",           "runtime",       "output_cap", "tmpfs_size",
-    "grace", "pull",      "network",        "egress_network"};
-const std::set<std::string> k_list_fields = {"allow", "deny", "allow_cidrs"};
+    "image",   "workspace",      "workspace_mode", "out",        "memory",     "cpus",  "pids",
+    "timeout", "user",           "runtime",        "output_cap", "tmpfs_size", "grace", "pull",
+    "network", "egress_network", "ca_bundle"};
+const std::set<std::string> k_list_fields = {"allow", "deny", "allow_cidrs", "credentials"};
 } // namespace
 
 Result<RunRequest> parse_task_json(std::string_view text, const std::string& name,
@@ -64,8 +64,15 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
             }
             if (k_list_fields.count(key)) {
                 auto& list = req.lists[key];
-                for (std::size_t k = 0; k < items.size(); ++k)
+                for (std::size_t k = 0; k < items.size(); ++k) {
+                    // NAME=@FILE: the file is relative to the task file, as for secrets.
+                    auto at = items[k].find("=@");
+                    if (key == "credentials" && at != std::string::npos &&
+                        at + 2 < items[k].size() && items[k][at + 2] != '/')
+                        items[k] = items[k].substr(0, at + 2) +
+                                   (base_dir / items[k].substr(at + 2)).lexically_normal().string();
                     list.emplace_back(items[k], where + "/" + std::to_string(k));
+                }
             } else if (key == "env") {
                 req.env_origins.assign(items.size(), where);
                 req.env = std::move(items);
@@ -98,7 +105,8 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
                                   ": unknown field (known: image, workspace, workspace_mode, "
                                   "out, env, memory, cpus, pids, timeout, grace, user, runtime, "
                                   "output_cap, tmpfs_size, pull, secrets, network, allow, deny, "
-                                  "allow_cidrs, egress_network, command)");
+                                  "allow_cidrs, egress_network, credentials, ca_bundle, "
+                                  "command)");
         }
         std::string value;
         if (it->is_string())
@@ -107,12 +115,31 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
             value = it->dump();
         else
             return make_error(ErrorKind::invalid_input, where + ": must be a string or a number");
-        if ((key == "workspace" || key == "out") && !value.empty() && value[0] != '/')
+        if ((key == "workspace" || key == "out" || key == "ca_bundle") && !value.empty() &&
+            value[0] != '/')
             value = (base_dir / value).lexically_normal().string();
         req.values[key] = value;
         req.origin[key] = where;
     }
     return req;
+}
+
+Result<std::string> read_secret_file(const std::filesystem::path& file, const std::string& where) {
+    std::string value;
+    switch (util::read_limited(file, (64u << 10) + 2, value)) {
+    case util::ReadStatus::unreadable:
+        return make_error(ErrorKind::invalid_input,
+                          where + ": " + file.string() + " cannot be read (check the path)");
+    case util::ReadStatus::too_large:
+        return make_error(ErrorKind::invalid_input,
+                          where + ": " + file.string() + " is larger than 64 KiB");
+    case util::ReadStatus::ok:
+        break;
+    }
+    // Files written by editors and `echo` end in a newline that is not part of the secret.
+    if (!value.empty() && value.back() == '\n') value.pop_back();
+    if (!value.empty() && value.back() == '\r') value.pop_back();
+    return value;
 }
 
 Result<RunRequest> parse_task_file(const std::filesystem::path& path) {
@@ -318,6 +345,12 @@ resolve(const RunRequest& req,
                               field("egress_network") + ": \"" + *v + "\" is not a network name");
         o.network.egress_network = *v;
     }
+    if (auto v = get("ca_bundle")) {
+        if (v->empty())
+            return make_error(ErrorKind::invalid_input,
+                              field("ca_bundle") + ": empty (give a PEM file of CA certificates)");
+        o.ca_bundle = *v;
+    }
     for (std::size_t i = 0; i < req.env.size(); ++i) {
         const std::string& e = req.env[i];
         auto eq = e.find('=');
@@ -372,20 +405,9 @@ resolve(const RunRequest& req,
                                       name + "=@FILE)");
             s.value = *v;
         } else {
-            std::filesystem::path file = spec.substr(at + 2);
-            switch (util::read_limited(file, (64u << 10) + 2, s.value)) {
-            case util::ReadStatus::unreadable:
-                return make_error(ErrorKind::invalid_input, where + ": " + file.string() +
-                                                                " cannot be read (check the path)");
-            case util::ReadStatus::too_large:
-                return make_error(ErrorKind::invalid_input,
-                                  where + ": " + file.string() + " is larger than 64 KiB");
-            case util::ReadStatus::ok:
-                break;
-            }
-            // Files written by editors and `echo` end in a newline that is not part of the secret.
-            if (!s.value.empty() && s.value.back() == '\n') s.value.pop_back();
-            if (!s.value.empty() && s.value.back() == '\r') s.value.pop_back();
+            auto value = read_secret_file(spec.substr(at + 2), where);
+            if (!value) return value.error();
+            s.value = std::move(*value);
         }
         if (s.value.size() < 8)
             return make_error(ErrorKind::invalid_input,

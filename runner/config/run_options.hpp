@@ -22,7 +22,7 @@ struct RunRequest {
     std::map<std::string, std::string> values; // image, workspace, workspace_mode, out, memory,
                                                // cpus, pids, timeout, user, runtime,
                                                // output_cap, tmpfs_size, grace, pull,
-                                               // network, egress_network
+                                               // network, egress_network, ca_bundle
     std::vector<std::string> env;              // NAME or NAME=VALUE
     std::vector<std::string> command;
     std::map<std::string, std::string> origin; // field -> "--memory" or "task.json: /memory"
@@ -31,7 +31,8 @@ struct RunRequest {
     std::vector<std::string> secret_origins;   // one per secrets entry
     std::string env_origin, command_origin;
     // Network rules the task asks for: "allow" and "deny" (HOST[:PORT]), "allow_cidrs" (CIDR),
-    // each item with where it came from ("--allow" or "task.json: /allow/0").
+    // and the credentials it asks for ("credentials": NAME or NAME=@FILE), each item with where
+    // it came from ("--allow" or "task.json: /allow/0").
     std::map<std::string, std::vector<std::pair<std::string, std::string>>> lists;
 };
 
@@ -39,6 +40,24 @@ struct RunRequest {
 struct Secret {
     std::string name;
     std::string value;
+};
+
+// A credential the egress sidecar holds for the task (policy `credentials`, docs/credentials.md):
+// the task sends plain HTTP to http://127.0.0.1:3129/<name>/..., the sidecar forwards it over
+// verified TLS to the upstream with the header added. The value never enters the agent container.
+struct Credential {
+    std::string name;     // the endpoint's path prefix
+    std::string secret;   // the variable it came from, or "FILE" for NAME=@FILE
+    std::string value;    // memory only; reaches the sidecar on its standard input
+    std::string upstream; // https://host[:port][/base], as the policy wrote it
+    std::string host;     // lower case
+    std::uint16_t port = 443;
+    std::string base_path;                                // "" or "/v1": no trailing slash
+    std::string header;                                   // "Authorization"
+    std::string value_template;                           // "Bearer {secret}"
+    std::vector<std::pair<std::string, std::string>> env; // for the task, {endpoint} filled in
+    std::optional<std::uint64_t> max_requests, max_bytes; // per run; none: no budget
+    std::string origin; // "--credential" or "task.json: /credentials/0"
 };
 
 // How the task reaches the network. `none`: no interface but lo. `allowlist` and `audit`: still no
@@ -75,9 +94,17 @@ struct RunOptions {
     std::int64_t nproc = 1024;
     std::vector<Secret> secrets;
     NetworkOptions network;
+    std::vector<Credential> credentials;
+    // The CA bundle put into the sidecar's image, against which credential upstreams verify.
+    std::filesystem::path ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
     std::vector<std::string> command;
     std::map<std::string, std::string> origin; // field -> where it came from ("default" if absent)
 };
+
+// A secret's value from FILE, at most 64 KiB, one trailing newline (LF or CRLF) dropped; errors
+// start with `where` and name the file, never the content.
+util::Result<std::string> read_secret_file(const std::filesystem::path& file,
+                                           const std::string& where);
 
 // Known fields of a task file (JSON object). Unknown fields are an error naming them.
 util::Result<RunRequest> parse_task_file(const std::filesystem::path& path);

@@ -317,7 +317,9 @@ Result<void> Client::container_logs(const std::string& id, bool follow,
 Result<void> Client::container_attach(const std::string& id,
                                       const FrameDemuxer::Callback& on_output,
                                       const std::function<void(bool ok)>& on_ready,
-                                      const util::CancelToken* cancel) {
+                                      const util::CancelToken* cancel,
+                                      std::string_view stdin_data) {
+    if (!stdin_data.empty()) return attach_hijacked(id, on_output, on_ready, cancel, stdin_data);
     Request r = make("POST", "/containers/" + id + "/attach?stream=1&stdout=1&stderr=1");
     r.streaming = Streaming::yes;
     r.cancel = cancel;

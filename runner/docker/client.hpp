@@ -9,6 +9,7 @@
 #include <atomic>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace airlock::docker {
@@ -78,10 +79,14 @@ public:
                                       const FrameDemuxer::Callback& on_output);
     // Attaches to stdout/stderr before start; `on_ready` fires once the engine has accepted the
     // attach (start only after that, or early output is lost). Returns when the container stops.
+    // A non-empty `stdin_data` also attaches stdin (the container needs OpenStdin, StdinOnce and
+    // no TTY) on a hijacked connection, and is written once the attach is accepted, with stdin
+    // left open. It is never logged nor put into an error (it may hold a secret).
     util::Result<void> container_attach(const std::string& id,
                                         const FrameDemuxer::Callback& on_output,
                                         const std::function<void(bool ok)>& on_ready,
-                                        const util::CancelToken* cancel);
+                                        const util::CancelToken* cancel,
+                                        std::string_view stdin_data = {});
     util::Result<Json> container_inspect(const std::string& id);
     util::Result<Json> container_stats(const std::string& id);
     // Streams stats objects (about one a second) until the container stops or `on_stats` says stop.
@@ -125,6 +130,12 @@ private:
     util::Result<void> stream_frames(const Request& r, const FrameDemuxer::Callback& on_output,
                                      const std::string& what,
                                      const std::function<void()>& after_transfer);
+    // container_attach with stdin: POST .../attach with Upgrade: tcp, spoken on a RawConnection.
+    util::Result<void> attach_hijacked(const std::string& id,
+                                       const FrameDemuxer::Callback& on_output,
+                                       const std::function<void(bool ok)>& on_ready,
+                                       const util::CancelToken* cancel,
+                                       std::string_view stdin_data);
 
     Transport m_transport;
     EngineVersion m_engine;

@@ -43,6 +43,40 @@ struct Response {
     std::string body; // empty when a sink consumed it
 };
 
+// A connection on which the caller speaks HTTP itself (a hijacked stream, e.g. attach with
+// stdin). libcurl connects, and does TLS on a TCP endpoint. Waits are cut into slices of at most
+// 200 ms, so cancellation and interrupts are seen promptly.
+class RawConnection {
+public:
+    ~RawConnection();
+    RawConnection(const RawConnection&) = delete;
+    RawConnection& operator=(const RawConnection&) = delete;
+
+    // Sends every byte. The bytes never appear in an error message.
+    util::Result<void> send_all(std::string_view data);
+    // Blocks until bytes arrive (returns their count), the peer closes (returns 0), or the
+    // connection is cancelled, interrupted or past its deadline.
+    util::Result<std::size_t> receive(char* buf, std::size_t size);
+    // Applies to later calls (ErrorKind::timeout); nullopt waits without limit.
+    void set_deadline(std::optional<util::Clock::time_point> deadline) { m_deadline = deadline; }
+    // The Host header value for requests on this connection.
+    const std::string& host() const { return m_host; }
+
+private:
+    friend class Transport;
+    RawConnection() = default;
+    // Waits until the socket is ready for `events` (poll flags).
+    util::Result<void> wait(short events);
+
+    void* m_curl = nullptr; // CURL*, owned, never returned to the pool
+    int m_socket = -1;
+    std::string m_host;
+    std::string m_display; // the endpoint, for messages
+    const util::CancelToken* m_cancel = nullptr;
+    Interruptible m_interruptible = Interruptible::yes;
+    std::optional<util::Clock::time_point> m_deadline;
+};
+
 class Transport {
 public:
     explicit Transport(Endpoint endpoint);
@@ -54,6 +88,9 @@ public:
     // never sent to the sink); only transport failures are errors.
     util::Result<Response> perform(const Request& req, const BodySink* sink = nullptr);
     const Endpoint& endpoint() const { return m_endpoint; }
+    // Opens a connection for a hijacked stream (see RawConnection); connect errors as perform's.
+    util::Result<std::unique_ptr<RawConnection>> connect_raw(const util::CancelToken* cancel,
+                                                             Interruptible interruptible);
 
 private:
     struct Pool;

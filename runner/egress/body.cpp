@@ -1,8 +1,12 @@
 #include "egress/body.hpp"
 
+#include "util/http_text.hpp"
+
 #include <algorithm>
 
 namespace airlock::egress {
+
+using util::is_ctl;
 
 namespace {
 constexpr std::size_t k_max_line = 8 * 1024; // a chunk extension or trailer field
@@ -14,10 +18,6 @@ int hex_value(char c) {
     return -1;
 }
 
-bool is_ctl(char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return (u < 0x20 && c != '\t') || u == 0x7f;
-}
 } // namespace
 
 BodyScanner::BodyScanner(BodyFraming framing, std::uint64_t content_length) {

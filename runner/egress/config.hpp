@@ -25,6 +25,19 @@ struct NamedCidr {
     policy::Cidr cidr;
 };
 
+// A credential endpoint: requests to /<name>/... on credential_listen go to
+// https://host:port<base_path>/... with `header: template` (the secret in place of {secret}).
+struct Credential {
+    std::string name; // [a-z0-9][a-z0-9_-]{0,62}
+    std::string host; // lower case DNS name or IP literal (IPv6 without brackets)
+    std::uint16_t port = 443;
+    std::string base_path;       // "" or "/x/y": no trailing "/", "?" or "#"
+    std::string header;          // an HTTP token, not a framing or Host header
+    std::string header_template; // holds "{secret}" exactly once
+    std::optional<std::uint64_t> max_requests;
+    std::optional<std::uint64_t> max_bytes; // up and down, over the endpoint's whole run
+};
+
 struct Config {
     Mode mode = Mode::allowlist;
     std::vector<NamedRule> allow;
@@ -36,7 +49,10 @@ struct Config {
     int max_connections = 512;
     int head_timeout_ms = 10000;
     int hello_timeout_ms = 10000;
-    int connect_timeout_ms = 10000; // per upstream address tried
+    int connect_timeout_ms = 10000;      // per upstream address tried
+    std::vector<Credential> credentials; // none: no credential endpoint
+    std::string credential_listen;       // set exactly when credentials is not empty
+    std::string ca_file;                 // PEM bundle the upstreams' certificates must chain to
 };
 
 // Every field checked; unknown fields, missing required ones and bad values are errors that name

@@ -7,6 +7,7 @@
 #include "egress/proxy.hpp"
 #include "util/fd.hpp"
 
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -14,15 +15,20 @@ namespace airlock::egress {
 
 using util::Fd;
 
+class CredentialEndpoints;
+
 // What every connection of one serve() shares.
 class ProxyState {
 public:
-    ProxyState(const Config& config, LineSink sink, Fd stop_read);
+    ProxyState(const Config& config, LineSink sink, Fd stop_read,
+               std::shared_ptr<CredentialEndpoints> credentials = nullptr);
 
     const Config& config() const { return m_config; }
     const std::vector<policy::Cidr>& allow_cidrs() const { return m_cidrs; }
     UploadBudget& budget() { return m_budget; }
     int stop_fd() const { return m_stop_read.get(); }
+    // The credential endpoints; null when the proxy serves none.
+    const std::shared_ptr<CredentialEndpoints>& credentials() const { return m_credentials; }
     void emit(const nlohmann::json& line);
 
 private:
@@ -32,6 +38,7 @@ private:
     LineSink m_sink;
     std::mutex m_sink_mutex;
     Fd m_stop_read;
+    std::shared_ptr<CredentialEndpoints> m_credentials;
 };
 
 // Runs on the connection's own thread until the connection ends and its line is written.

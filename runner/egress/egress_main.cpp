@@ -2,9 +2,11 @@
 //
 //   airlock-egress --config '{"mode":"allowlist","listen":"/run/airlock/egress.sock",...}'
 //
+// With credential endpoints configured, the first line on stdin carries their secrets.
 // stdout carries one JSON object per line (ready, decision, error); stderr diagnostics.
 // Exit 0 after SIGTERM/SIGINT, 2 for a bad command line or configuration, 1 for other failures.
 #include "egress/config.hpp"
+#include "egress/credentials.hpp"
 #include "egress/lines.hpp"
 #include "egress/net.hpp"
 #include "egress/proxy.hpp"
@@ -82,6 +84,20 @@ void stop_on_signal(sigset_t set, std::stop_source stop) {
     }).detach();
 }
 
+constexpr auto k_secrets_timeout = std::chrono::seconds(15);
+
+// The credential endpoints from the secrets line on stdin and the CA file; nullptr when the
+// configuration has none. Errors never quote a secret.
+airlock::util::Result<std::shared_ptr<CredentialEndpoints>> credential_endpoints(const Config& c) {
+    if (c.credentials.empty()) return std::shared_ptr<CredentialEndpoints>();
+    auto line = read_secrets_line(STDIN_FILENO, k_secrets_timeout);
+    if (!line) return line.error();
+    auto secrets = parse_secrets_line(*line, c.credentials);
+    wipe(*line);
+    if (!secrets) return secrets.error();
+    return CredentialEndpoints::make(c, *secrets);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -92,14 +108,24 @@ int main(int argc, char** argv) {
 
     const sigset_t signals = block_stop_signals();
     raise_descriptor_limit();
+    auto credentials = credential_endpoints(*config);
+    if (!credentials) return fail(2, credentials.error().message);
     auto listener = listen_unix(config->listen);
     if (!listener) return fail(1, listener.error().message);
+    airlock::util::Fd credential_listener;
+    if (*credentials) {
+        auto fd = listen_unix(config->credential_listen);
+        if (!fd) return fail(1, fd.error().message);
+        credential_listener = std::move(*fd);
+    }
 
     std::stop_source stop;
     stop_on_signal(signals, stop);
     write_line(ready_line());
-    const int status = serve(*config, listener->get(), write_line, stop.get_token());
+    const int status = serve(*config, listener->get(), credential_listener.get(),
+                             std::move(*credentials), write_line, stop.get_token());
     ::unlink(config->listen.c_str());
+    if (credential_listener.valid()) ::unlink(config->credential_listen.c_str());
     // Every decision line is out: airlock need not wait for the container to stop.
     write_line(nlohmann::json{{"type", "stopped"}, {"status", status}});
     return status;

@@ -43,6 +43,12 @@ nlohmann::json decision_line(const DecisionRecord& r) {
                            {"bytes_up", r.bytes_up},
                            {"bytes_down", r.bytes_down},
                            {"duration_ms", r.duration_ms}};
+    if (r.listener == Listener::credential) {
+        line["path"] = or_null(r.path);
+        line["endpoint"] = or_null(r.endpoint);
+        line["status"] = or_null(r.status);
+        return line;
+    }
     if (r.kind == RequestKind::absolute) line["path"] = or_null(r.path);
     if (r.kind == RequestKind::connect) line["sni"] = or_null(r.sni);
     return line;

@@ -1,6 +1,7 @@
 #include "egress/proxy.hpp"
 
 #include "egress/connection.hpp"
+#include "egress/credentials.hpp"
 #include "egress/net.hpp"
 
 #include <cerrno>
@@ -34,33 +35,63 @@ bool resource_accept_error(int err) {
     return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
+// The listening socket with a client waiting (the two take turns), or -1 once the stop came.
+int wait_for_listener(int listen_fd, int credential_fd, int stop_fd, bool& credential_first) {
+    while (true) {
+        pollfd fds[3] = {{stop_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}, {credential_fd, POLLIN, 0}};
+        const int n = ::poll(fds, credential_fd >= 0 ? 3 : 2, -1);
+        if (n < 0 && errno != EINTR) return listen_fd; // let accept report it
+        if (fds[0].revents) return -1;
+        const bool proxy = fds[1].revents != 0;
+        const bool cred = credential_fd >= 0 && fds[2].revents != 0;
+        if (proxy && cred) {
+            credential_first = !credential_first;
+            return credential_first ? credential_fd : listen_fd;
+        }
+        if (proxy) return listen_fd;
+        if (cred) return credential_fd;
+    }
+}
+
 } // namespace
 
 int serve(const Config& config, int listen_fd, LineSink on_line, std::stop_token stop) {
+    return serve(config, listen_fd, -1, nullptr, std::move(on_line), std::move(stop));
+}
+
+int serve(const Config& config, int listen_fd, int credential_fd,
+          std::shared_ptr<CredentialEndpoints> credentials, LineSink on_line,
+          std::stop_token stop) {
+    if (!credentials) credential_fd = -1;
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
         on_line(error_line(std::string("pipe: ") + std::strerror(errno)));
         return 1;
     }
     Fd stop_write(pipe_fds[1]);
-    auto state = std::make_shared<ProxyState>(config, std::move(on_line), Fd(pipe_fds[0]));
+    auto state = std::make_shared<ProxyState>(config, std::move(on_line), Fd(pipe_fds[0]),
+                                              std::move(credentials));
     auto tracker = std::make_shared<Tracker>();
     // The read end stays readable once written: every poll in every connection sees the stop.
     std::stop_callback on_stop(stop, [fd = stop_write.get()] {
         const char byte = 1;
         [[maybe_unused]] ssize_t ignored = ::write(fd, &byte, 1);
     });
-    const int flags = ::fcntl(listen_fd, F_GETFL);
-    if (flags >= 0) ::fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);
+    for (int fd : {listen_fd, credential_fd}) {
+        const int flags = fd >= 0 ? ::fcntl(fd, F_GETFL) : -1;
+        if (flags >= 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    }
 
     int status = 0;
     int retries = 0; // accept failures in a row for want of descriptors or memory
+    bool turn = false;
     while (true) {
-        const Wait w = wait_for(listen_fd, POLLIN, state->stop_fd(), std::nullopt);
-        if (w == Wait::stopped) break;
+        const int ready = wait_for_listener(listen_fd, credential_fd, state->stop_fd(), turn);
+        if (ready < 0) break;
         DecisionRecord record;
         record.time = std::chrono::system_clock::now();
-        Fd client(::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (ready == credential_fd) record.listener = Listener::credential;
+        Fd client(::accept4(ready, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!client.valid()) {
             const int err = errno;
             if (transient_accept_error(err)) continue;
@@ -71,8 +102,9 @@ int serve(const Config& config, int listen_fd, LineSink on_line, std::stop_token
                 wait_for(-1, 0, state->stop_fd(), Clock::now() + std::chrono::milliseconds(100));
                 continue;
             }
-            state->emit(error_line(std::string("accept on the listening socket failed: ") +
-                                   std::strerror(err)));
+            state->emit(error_line(std::string("accept on the ") +
+                                   (ready == credential_fd ? "credential " : "") +
+                                   "listening socket failed: " + std::strerror(err)));
             status = 1;
             break;
         }
@@ -98,7 +130,10 @@ int serve(const Config& config, int listen_fd, LineSink on_line, std::stop_token
         const bool started = spawn_detached(
             [state, tracker, client_fd, record] {
                 try {
-                    handle_connection(*state, std::move(*client_fd), record);
+                    if (record.listener == Listener::credential)
+                        handle_credential_connection(*state, std::move(*client_fd), record);
+                    else
+                        handle_connection(*state, std::move(*client_fd), record);
                 } catch (const std::exception& e) {
                     std::fprintf(stderr, "airlock-egress: connection failed: %s\n", e.what());
                 }

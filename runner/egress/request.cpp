@@ -1,5 +1,7 @@
 #include "egress/request.hpp"
 
+#include "util/http_text.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -9,47 +11,13 @@
 
 namespace airlock::egress {
 
+using util::iequals;
+using util::is_ctl;
+using util::is_token;
+using util::to_lower;
+using util::trim_ows;
+
 namespace {
-
-bool is_token_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool is_token(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
-}
-
-bool is_ctl(char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7f;
-}
-
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string to_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        c = lower(c);
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
-}
 
 // Quoted in messages: at most 64 bytes, control bytes shown as '?'.
 std::string quote(std::string_view s) {
@@ -203,7 +171,7 @@ std::optional<HeadError> parse_framing(RequestHead& out) {
         std::string_view rest = te, last;
         while (true) {
             const auto comma = rest.find(',');
-            last = trim(rest.substr(0, comma));
+            last = trim_ows(rest.substr(0, comma));
             if (!is_token(last))
                 return {HeadError{501, "Transfer-Encoding " + quote(te) + " is not supported"}};
             if (comma == std::string_view::npos) break;
@@ -254,7 +222,12 @@ std::optional<HeadError> incomplete_head_problem(std::string_view bytes) {
     return std::nullopt;
 }
 
-ParsedHead parse_request_head(std::string_view head) {
+namespace {
+
+// The request line and the header fields, shared by both request forms; `target` is the raw
+// request target.
+std::optional<HeadError> parse_common(std::string_view head, RequestHead& out,
+                                      std::string_view& target) {
     const auto first_nl = head.find('\n');
     const std::string_view line =
         chomp(head.substr(0, first_nl == std::string_view::npos ? head.size() : first_nl));
@@ -262,14 +235,13 @@ ParsedHead parse_request_head(std::string_view head) {
         return HeadError{414, "the request line is longer than 8 KiB"};
     if (head.size() > k_max_head) return HeadError{431, "the request head is larger than 32 KiB"};
 
-    RequestHead out;
     const auto sp1 = line.find(' ');
     const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
     if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
         return bad("the request line " + quote(line) +
                    " is not METHOD TARGET HTTP/1.x with single spaces");
     const std::string_view method = line.substr(0, sp1);
-    const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     const std::string_view version = line.substr(sp2 + 1);
     if (!is_token(method)) return bad("the method " + quote(method) + " is not a token");
     if (target.empty() || std::any_of(target.begin(), target.end(), is_ctl))
@@ -300,20 +272,43 @@ ParsedHead parse_request_head(std::string_view head) {
             return bad("the header line " + quote(h) + " has no colon");
         const std::string_view name = h.substr(0, colon);
         if (!is_token(name)) return bad("the header name " + quote(name) + " is not a token");
-        const std::string_view value = trim(h.substr(colon + 1));
+        const std::string_view value = trim_ows(h.substr(colon + 1));
         for (char c : value)
             if (is_ctl(c) && c != '\t')
                 return bad("the header " + quote(name) + " holds control bytes");
         out.headers.push_back({std::string(name), std::string(value)});
     }
+    return std::nullopt;
+}
 
-    if (method == "CONNECT") {
+} // namespace
+
+ParsedHead parse_request_head(std::string_view head) {
+    RequestHead out;
+    std::string_view target;
+    if (auto problem = parse_common(head, out, target)) return *problem;
+    if (out.method == "CONNECT") {
         out.kind = RequestKind::connect;
         if (auto problem = parse_authority(target, 0, out)) return *problem;
         return out;
     }
     out.kind = RequestKind::absolute;
     if (auto problem = parse_absolute(target, out)) return *problem;
+    if (auto problem = parse_framing(out)) return *problem;
+    return out;
+}
+
+ParsedHead parse_origin_head(std::string_view head) {
+    RequestHead out;
+    std::string_view target;
+    if (auto problem = parse_common(head, out, target)) return *problem;
+    if (out.method == "CONNECT" || target.front() != '/')
+        return bad("the credential endpoint takes origin-form requests only (" + out.method +
+                   " /<endpoint>/path HTTP/1.1), not " + quote(target));
+    if (target.find('#') != std::string_view::npos)
+        return bad("the request target " + quote(target) + " holds a fragment ('#')");
+    out.kind = RequestKind::absolute;
+    out.target = std::string(target);
     if (auto problem = parse_framing(out)) return *problem;
     return out;
 }
@@ -337,7 +332,7 @@ std::string upstream_head(const RequestHead& head) {
         std::string_view rest = h.value;
         while (!rest.empty()) {
             const auto comma = rest.find(',');
-            listed.push_back(to_lower(trim(rest.substr(0, comma))));
+            listed.push_back(to_lower(trim_ows(rest.substr(0, comma))));
             rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
         }
     }

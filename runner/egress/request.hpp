@@ -1,5 +1,6 @@
 // The request head a client sends the proxy, parsed without I/O: `CONNECT host:port` or an
-// absolute `http://` URI. Anything else is an error that carries the HTTP status to answer with.
+// absolute `http://` URI (or, for the credential endpoint, origin form). Anything else is an error
+// that carries the HTTP status to answer with.
 #pragma once
 
 #include <cstddef>
@@ -49,6 +50,10 @@ std::optional<std::size_t> find_head_end(std::string_view bytes, std::size_t sea
 std::optional<HeadError> incomplete_head_problem(std::string_view bytes);
 // `head` is exactly what find_head_end measured.
 ParsedHead parse_request_head(std::string_view head);
+// The credential endpoint's form: `METHOD /path HTTP/1.x`, the same limits and header checks.
+// The result has kind `absolute`, `target` as sent, and no host or port; absolute-form targets
+// and CONNECT are 400.
+ParsedHead parse_origin_head(std::string_view head);
 
 // The path of a target without its query, for decision lines.
 std::string_view target_path(std::string_view target);

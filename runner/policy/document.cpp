@@ -1,5 +1,6 @@
 // Reading one policy document: JSON syntax with line and column, unknown fields with the
 // closest known name, and every leaf checked and made canonical by its kind.
+#include "policy/credentials.hpp"
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
 #include "util/json_text.hpp"
@@ -163,6 +164,13 @@ public:
                                "\"10.0.0.0/8\")";
                 return std::nullopt;
             });
+        case Kind::credentials: {
+            std::vector<CredentialProblem> found;
+            auto out = parse_credentials(v, ptr, found);
+            for (auto& f : found)
+                problem(f.pointer, f.message);
+            return out;
+        }
         case Kind::true_is_tight:
         case Kind::false_is_tight:
             if (!v.is_boolean()) return bad(ptr, "must be true or false", v);

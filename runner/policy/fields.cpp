@@ -28,6 +28,7 @@ const std::vector<FieldSpec>& field_specs() {
         {"network/flags_may_add_hosts", Kind::false_is_tight, {}, {}},
         {"network/upload_budget", Kind::size_max, {}, {}},
         {"network/egress_network", Kind::set_once, {}, {}},
+        {"credentials", Kind::credentials, {}, {}},
         {"resources/memory/default", Kind::size_default, {}, "resources/memory/max"},
         {"resources/memory/max", Kind::size_max, {}, {}},
         {"resources/cpus/default", Kind::cpus_default, {}, "resources/cpus/max"},
@@ -99,6 +100,7 @@ Policy builtin() {
     set("network/flags_may_add_hosts", true);
     set("network/upload_budget", none);
     set("network/egress_network", none);
+    set("credentials", none);
     set("resources/memory/default", 2ull << 30);
     set("resources/memory/max", none);
     set("resources/cpus/default", 1'000'000'000);

@@ -1,4 +1,5 @@
 // Tighten-only layering, loading presets and files (following `extends`), and diffs.
+#include "policy/credentials.hpp"
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
 #include "util/read_limited.hpp"
@@ -97,6 +98,8 @@ Order compare(const FieldSpec& spec, const json& old, const json& neu) {
         return neu == "file" ? Order::tighter : Order::looser;
     case Kind::set_once:
         return old.is_null() ? Order::tighter : Order::looser;
+    case Kind::credentials:
+        return credentials_tighten(old, neu) ? Order::tighter : Order::looser;
     case Kind::text:
     case Kind::size_default:
     case Kind::duration_default:
@@ -137,6 +140,8 @@ std::string format_value(const FieldSpec& spec, const json& v) {
         switch (spec.kind) {
         case Kind::set_once:
             return "unset";
+        case Kind::credentials:
+            return "none";
         case Kind::prefixes:
         case Kind::names:
         case Kind::hosts_allow:
@@ -147,6 +152,8 @@ std::string format_value(const FieldSpec& spec, const json& v) {
         }
     }
     switch (spec.kind) {
+    case Kind::credentials:
+        return format_credentials(v);
     case Kind::size_default:
     case Kind::size_max:
         return with_unit(
@@ -411,7 +418,7 @@ json to_json(const Policy& p) {
     for (const auto& spec : field_specs()) {
         const json& v = p.get(spec.path);
         json shown = v;
-        if (!v.is_null() && !v.is_array() && !v.is_boolean() && !v.is_string())
+        if (!v.is_null() && !v.is_array() && !v.is_boolean() && !v.is_string() && !v.is_object())
             shown = format_value(spec, v);
         values[json::json_pointer("/" + std::string(spec.path))] = shown;
         origins[std::string(spec.path)] = p.origin(spec.path);

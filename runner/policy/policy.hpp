@@ -43,6 +43,7 @@ enum class Kind {
     min_uid,        // higher is tighter
     user,           // user.default: UID[:GID], at least min_uid
     set_once,       // egress_network: a later layer may not change it
+    credentials,    // endpoint name -> entry; fewer entries and lower budgets are tighter
 };
 
 struct FieldSpec {

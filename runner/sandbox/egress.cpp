@@ -2,6 +2,7 @@
 
 #include "init/sidecar_binaries.hpp"
 #include "sandbox/scratch_image.hpp"
+#include "util/read_limited.hpp"
 
 #include <chrono>
 #include <ctime>
@@ -23,21 +24,75 @@ constexpr std::int64_t k_sidecar_nofile = 4096;
 constexpr std::size_t k_line_max = 1 << 16;
 constexpr auto k_ready_timeout = std::chrono::seconds(15);
 constexpr auto k_stop_timeout = std::chrono::seconds(5);
+
+void wipe(std::string& s) {
+    volatile char* p = s.data();
+    for (std::size_t i = 0; i < s.size(); ++i)
+        p[i] = 0;
+    s.clear();
+}
 } // namespace
 
-json egress_config(const config::NetworkOptions& net) {
+json egress_config(const config::NetworkOptions& net,
+                   const std::vector<config::Credential>& credentials) {
     json budget = net.upload_budget ? json(*net.upload_budget) : json();
-    return {{"mode", net.mode},
-            {"allow", net.allow},
-            {"deny", net.deny},
-            {"methods", net.methods},
-            {"allow_cidrs", net.allow_cidrs},
-            {"upload_budget", budget},
-            {"listen", k_egress_socket}};
+    json config = {{"mode", net.mode},
+                   {"allow", net.allow},
+                   {"deny", net.deny},
+                   {"methods", net.methods},
+                   {"allow_cidrs", net.allow_cidrs},
+                   {"upload_budget", budget},
+                   {"listen", k_egress_socket}};
+    if (credentials.empty()) return config;
+    json list = json::array();
+    for (const auto& c : credentials)
+        list.push_back({{"name", c.name},
+                        {"host", c.host},
+                        {"port", c.port},
+                        {"base_path", c.base_path},
+                        {"header", c.header},
+                        {"template", c.value_template},
+                        {"max_requests", c.max_requests ? json(*c.max_requests) : json()},
+                        {"max_bytes", c.max_bytes ? json(*c.max_bytes) : json()}});
+    config["credentials"] = list;
+    config["credential_listen"] = k_credential_socket;
+    config["ca_file"] = k_egress_ca_file;
+    return config;
+}
+
+std::string credentials_stdin_line(const std::vector<config::Credential>& credentials) {
+    json secrets = json::object();
+    for (const auto& c : credentials)
+        secrets[c.name] = c.value;
+    return json{{"secrets", secrets}}.dump() + "\n";
+}
+
+Result<std::string> read_ca_bundle(const std::filesystem::path& path, const std::string& origin) {
+    std::string text;
+    const std::string where =
+        (origin == "default" ? std::string("the CA bundle") : origin) + " " + path.string();
+    switch (util::read_limited(path, 8u << 20, text)) {
+    case util::ReadStatus::unreadable:
+        return make_error(ErrorKind::invalid_input,
+                          where + ": cannot be read; credential upstreams are verified against it "
+                                  "(install ca-certificates, or pass --ca-bundle FILE)");
+    case util::ReadStatus::too_large:
+        return make_error(ErrorKind::invalid_input, where + ": larger than 8 MiB");
+    case util::ReadStatus::ok:
+        break;
+    }
+    if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+        return make_error(ErrorKind::invalid_input,
+                          where + ": holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    return text;
 }
 
 json egress_create_body(const std::string& run_id, const std::string& image,
-                        const std::string& volume, const config::NetworkOptions& net) {
+                        const std::string& volume, const config::NetworkOptions& net,
+                        const std::vector<config::Credential>& credentials) {
+    // The secrets line arrives on stdin (attached before start); StdinOnce closes it when airlock
+    // detaches. Nothing secret is in the body: docker inspect shows what it shows.
+    const bool stdin_open = !credentials.empty();
     json host = {
         {"NetworkMode", net.egress_network},
         {"ReadonlyRootfs", true},
@@ -63,13 +118,15 @@ json egress_create_body(const std::string& run_id, const std::string& image,
     };
     return {{"Image", image},
             {"Entrypoint", json::array({"/airlock-egress"})},
-            {"Cmd", json::array({"--config", egress_config(net).dump()})},
+            {"Cmd", json::array({"--config", egress_config(net, credentials).dump()})},
             {"User", k_egress_user},
             {"WorkingDir", "/"},
             {"Env", json::array()},
             {"Hostname", "airlock-egress"},
             {"Tty", false},
-            {"OpenStdin", false},
+            {"OpenStdin", stdin_open},
+            {"StdinOnce", stdin_open},
+            {"AttachStdin", stdin_open},
             {"AttachStdout", true},
             {"AttachStderr", true},
             {"Labels", {{k_label_run, run_id}, {k_label_role, "egress"}}},
@@ -105,14 +162,20 @@ std::vector<Mismatch> verify_egress(const json& inspect, const std::string& volu
     return out;
 }
 
-std::string egress_image_tar() {
-    // A fixed mtime: the same binaries give the same tar, hence the same image tag.
-    return tar_of_entries({{"airlock-egress", init::egress_binary(), false, 0555, 0, 0},
-                           {"run/", {}, true, 0755, 0, 0},
-                           {"run/airlock/", {}, true, 0755, 0, 0},
-                           {"run/airlock/airlock-init", init::init_binary(), false, 0555, 0, 0},
-                           {"run/airlock/sock/", {}, true, 0755, 65534, 65534}},
-                          0);
+std::string egress_image_tar(const std::string& ca_bundle) {
+    // A fixed mtime: the same binaries (and bundle) give the same tar, hence the same image tag.
+    std::vector<TarEntry> entries = {
+        {"airlock-egress", init::egress_binary(), false, 0555, 0, 0},
+        {"run/", {}, true, 0755, 0, 0},
+        {"run/airlock/", {}, true, 0755, 0, 0},
+        {"run/airlock/airlock-init", init::init_binary(), false, 0555, 0, 0},
+        {"run/airlock/sock/", {}, true, 0755, 65534, 65534}};
+    if (!ca_bundle.empty()) {
+        entries.push_back({"etc/", {}, true, 0755, 0, 0});
+        entries.push_back({"etc/airlock/", {}, true, 0755, 0, 0});
+        entries.push_back({"etc/airlock/ca.pem", ca_bundle, false, 0444, 0, 0});
+    }
+    return tar_of_entries(entries, 0);
 }
 
 json network_summary(const std::vector<json>& decisions) {
@@ -155,8 +218,11 @@ json network_summary(const std::vector<json>& decisions) {
 }
 
 EgressSidecar::EgressSidecar(docker::Client& client, Resources& resources, std::string run_id,
-                             config::NetworkOptions net, OnDecision on_decision)
+                             config::NetworkOptions net,
+                             std::vector<config::Credential> credentials, std::string ca_bundle,
+                             OnDecision on_decision)
     : m_client(client), m_resources(resources), m_run_id(std::move(run_id)), m_net(std::move(net)),
+      m_credentials(std::move(credentials)), m_ca_bundle(std::move(ca_bundle)),
       m_on_decision(std::move(on_decision)) {}
 
 EgressSidecar::~EgressSidecar() {
@@ -203,11 +269,12 @@ Result<void> EgressSidecar::start() {
 }
 
 Result<void> EgressSidecar::create_and_verify() {
-    auto image = ensure_image_from_tar(m_client, "airlock/egress", egress_image_tar());
+    auto image = ensure_image_from_tar(m_client, "airlock/egress", egress_image_tar(m_ca_bundle));
     if (!image) return image.error();
     m_image = *image;
     auto created = m_client.container_create(
-        "airlock-" + m_run_id + "-egress", egress_create_body(m_run_id, m_image, m_volume, m_net));
+        "airlock-" + m_run_id + "-egress",
+        egress_create_body(m_run_id, m_image, m_volume, m_net, m_credentials));
     if (!created) return created.error();
     m_container = created->id;
     m_resources.add_container(m_container);
@@ -247,6 +314,9 @@ Result<void> EgressSidecar::ready() {
 
 Result<void> EgressSidecar::attach_and_start() {
     m_attach = std::thread([this] {
+        // The secrets line lives only as long as the attach: the proxy reads it at start.
+        std::string secrets =
+            m_credentials.empty() ? std::string() : credentials_stdin_line(m_credentials);
         auto r = m_client.container_attach(
             m_container,
             [this](docker::StreamId s, std::string_view d) {
@@ -258,7 +328,8 @@ Result<void> EgressSidecar::attach_and_start() {
                 m_attached = ok;
                 m_cv.notify_all();
             },
-            &m_stop_attach);
+            &m_stop_attach, secrets);
+        wipe(secrets);
         std::lock_guard<std::mutex> lock(m_mu);
         if (!r) m_errors.push_back("attach: " + r.error().message);
         if (!m_attached) m_attached = false;
@@ -317,7 +388,13 @@ void EgressSidecar::line(const std::string& text, bool is_stdout) {
             std::lock_guard<std::mutex> lock(m_mu);
             m_decisions.push_back(j);
         }
-        if (m_on_decision) m_on_decision(j);
+        // An exception must not end the attach thread (and the process) over one odd line.
+        try {
+            if (m_on_decision) m_on_decision(j);
+        } catch (const std::exception& e) {
+            std::lock_guard<std::mutex> lock(m_mu);
+            if (m_errors.size() < 20) m_errors.push_back(std::string("decision line: ") + e.what());
+        }
         return;
     }
     std::lock_guard<std::mutex> lock(m_mu);

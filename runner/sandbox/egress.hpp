@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -26,17 +27,31 @@ namespace airlock::sandbox {
 
 inline constexpr const char* k_egress_user = "65534:65534";
 
-// The proxy's --config: the rules, the socket, and where to put airlock-init.
-nlohmann::json egress_config(const config::NetworkOptions& net);
+inline constexpr const char* k_egress_ca_file = "/etc/airlock/ca.pem";
 
-// The sidecar's image, from scratch: /airlock-egress, and /run/airlock with airlock-init and the
-// directory (owned by the proxy's uid) where the proxy creates its socket. The engine copies
-// /run/airlock into the run's empty volume when the sidecar is created.
-std::string egress_image_tar();
+// The proxy's --config: the rules, the sockets, and the credential endpoints (never their values).
+nlohmann::json egress_config(const config::NetworkOptions& net,
+                             const std::vector<config::Credential>& credentials = {});
 
-// The sidecar's create body.
+// The line the proxy reads on its standard input at start: {"secrets":{"<name>":"<value>"}}.
+// It holds secret values: wipe it once sent.
+std::string credentials_stdin_line(const std::vector<config::Credential>& credentials);
+
+// The CA bundle for credential upstreams, read on airlock's host: PEM certificates, at most 8 MiB.
+// `origin` says where the path came from, for the message.
+util::Result<std::string> read_ca_bundle(const std::filesystem::path& path,
+                                         const std::string& origin);
+
+// The sidecar's image, from scratch: /airlock-egress, /run/airlock with airlock-init and the
+// directory (owned by the proxy's uid) where the proxy creates its sockets, and the CA bundle at
+// /etc/airlock/ca.pem when credential endpoints need one. The engine copies /run/airlock into the
+// run's empty volume when the sidecar is created.
+std::string egress_image_tar(const std::string& ca_bundle = {});
+
+// The sidecar's create body. With credentials, stdin is open for the secrets line.
 nlohmann::json egress_create_body(const std::string& run_id, const std::string& image,
-                                  const std::string& volume, const config::NetworkOptions& net);
+                                  const std::string& volume, const config::NetworkOptions& net,
+                                  const std::vector<config::Credential>& credentials = {});
 
 // Hardening the engine did not apply to the sidecar (empty when all is as planned).
 std::vector<Mismatch> verify_egress(const nlohmann::json& inspect, const std::string& volume,
@@ -49,7 +64,8 @@ class EgressSidecar {
 public:
     using OnDecision = std::function<void(const nlohmann::json&)>;
     EgressSidecar(docker::Client& client, Resources& resources, std::string run_id,
-                  config::NetworkOptions net, OnDecision on_decision);
+                  config::NetworkOptions net, std::vector<config::Credential> credentials,
+                  std::string ca_bundle, OnDecision on_decision);
     ~EgressSidecar();
     EgressSidecar(const EgressSidecar&) = delete;
     EgressSidecar& operator=(const EgressSidecar&) = delete;
@@ -79,6 +95,8 @@ private:
     Resources& m_resources;
     std::string m_run_id;
     config::NetworkOptions m_net;
+    std::vector<config::Credential> m_credentials; // values go to the proxy's stdin, nowhere else
+    std::string m_ca_bundle;
     OnDecision m_on_decision;
     std::string m_volume, m_image, m_container;
     nlohmann::json m_verification;

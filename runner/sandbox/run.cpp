@@ -97,6 +97,13 @@ public:
             if (!file_secrets()) m_opts.env.emplace_back(secret.name, secret.value);
             values.push_back(secret.value);
         }
+        // Credentials stay in the sidecar; the task gets only the variables that point its SDK
+        // at the local endpoint. Their values are redacted all the same, should an upstream echo
+        // one back.
+        for (const auto& c : m_opts.credentials) {
+            m_opts.env.insert(m_opts.env.end(), c.env.begin(), c.env.end());
+            values.push_back(c.value);
+        }
         m_redactor = audit::Redactor(values);
         m_output.set_redactor(m_redactor);
     }
@@ -273,14 +280,30 @@ Result<void> Pipeline::prepare() {
         m_secrets_holder = *holder;
     }
     if (m_opts.network.proxied()) {
+        std::string ca_bundle;
+        if (!m_opts.credentials.empty()) {
+            auto ca = read_ca_bundle(m_opts.ca_bundle, m_opts.origin.count("ca_bundle")
+                                                           ? m_opts.origin.at("ca_bundle")
+                                                           : std::string("default"));
+            if (!ca) return ca.error();
+            ca_bundle = std::move(*ca);
+        }
         m_egress = std::make_unique<EgressSidecar>(
-            m_client, m_resources, m_run_id, m_opts.network, [this](const json& d) {
+            m_client, m_resources, m_run_id, m_opts.network, m_opts.credentials,
+            std::move(ca_bundle), [this](const json& d) {
                 m_events.append("network.decision", d);
-                const std::string decision = d.value("decision", "");
+                // Any field may be null (a request that could not be parsed names no host).
+                auto text = [&d](const char* key) {
+                    if (!d.contains(key) || d[key].is_null()) return std::string("?");
+                    return d[key].is_string() ? d[key].get<std::string>() : d[key].dump();
+                };
+                const std::string decision = text("decision");
                 if (decision != "allow")
                     say("network: " + std::string(decision == "cut" ? "cut " : "refused ") +
-                        d.value("method", "") + " " + d.value("host", "") + ":" +
-                        std::to_string(d.value("port", 0)) + " (" + d.value("rule", "") + ")");
+                        (d.contains("endpoint") ? "credential endpoint " + text("endpoint") + ": "
+                                                : std::string()) +
+                        text("method") + " " + text("host") + ":" + text("port") + " (" +
+                        text("rule") + ")");
             });
         if (auto r = m_egress->start(); !r) return r;
     }
@@ -294,7 +317,9 @@ Result<void> Pipeline::create() {
                            m_workspace.string(),
                            m_secrets_volume,
                            m_egress ? m_egress->volume() : std::string(),
-                           m_image_entrypoint};
+                           m_image_entrypoint,
+                           m_opts.credentials.empty() ? CredentialEndpoint::no
+                                                      : CredentialEndpoint::yes};
     json body = build_create_body(m_opts, m_plan);
     auto c = m_client.container_create("airlock-" + m_run_id, body);
     if (!c) return c.error();
@@ -654,6 +679,23 @@ json Pipeline::network_report() const {
                   {"methods", n.methods},
                   {"allow_cidrs", n.allow_cidrs},
                   {"upload_budget_bytes", n.upload_budget ? json(*n.upload_budget) : json()}};
+    json credentials = json::array();
+    for (const auto& c : m_opts.credentials) {
+        json env = json::array();
+        for (const auto& e : c.env)
+            env.push_back(e.first);
+        credentials.push_back(
+            {{"name", c.name},
+             {"endpoint", "http://127.0.0.1:" + std::to_string(k_credential_port) + "/" + c.name},
+             {"upstream", c.upstream},
+             {"header", c.header},
+             {"secret", c.secret},
+             {"env", env},
+             {"max_requests", c.max_requests ? json(*c.max_requests) : json()},
+             {"max_bytes", c.max_bytes ? json(*c.max_bytes) : json()},
+             {"ca_bundle", m_opts.ca_bundle.string()}});
+    }
+    if (!credentials.empty()) j["credentials"] = credentials;
     if (m_egress) {
         j["proxy"] = m_egress->report();
         j["summary"] = network_summary(m_egress->decisions());

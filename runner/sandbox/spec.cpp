@@ -7,9 +7,14 @@ namespace airlock::sandbox {
 
 using nlohmann::json;
 
-std::vector<std::string> init_entrypoint(const std::vector<std::string>& image_entrypoint) {
+std::vector<std::string> init_entrypoint(const std::vector<std::string>& image_entrypoint,
+                                         CredentialEndpoint credential_endpoint) {
     std::vector<std::string> argv = {k_init_path, "--handoff",
-                                     std::to_string(k_proxy_port) + "=" + k_egress_socket, "--"};
+                                     std::to_string(k_proxy_port) + "=" + k_egress_socket};
+    if (credential_endpoint == CredentialEndpoint::yes)
+        argv.insert(argv.end(),
+                    {"--handoff", std::to_string(k_credential_port) + "=" + k_credential_socket});
+    argv.emplace_back("--");
     argv.insert(argv.end(), image_entrypoint.begin(), image_entrypoint.end());
     return argv;
 }
@@ -102,7 +107,8 @@ json build_create_body(const config::RunOptions& o, const ContainerPlan& plan) {
         {"Labels", {{k_label_run, plan.run_id}, {k_label_role, "agent"}}},
         {"HostConfig", host},
     };
-    if (proxied) body["Entrypoint"] = init_entrypoint(plan.image_entrypoint);
+    if (proxied)
+        body["Entrypoint"] = init_entrypoint(plan.image_entrypoint, plan.credential_endpoint);
     return body;
 }
 
@@ -236,7 +242,8 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
     check("HostConfig.NetworkMode", get(hc, "NetworkMode"),
           o.network.mode == "open" ? o.network.egress_network : "none");
     if (!plan.egress_volume.empty())
-        check("Config.Entrypoint", get(cfg, "Entrypoint"), init_entrypoint(plan.image_entrypoint));
+        check("Config.Entrypoint", get(cfg, "Entrypoint"),
+              init_entrypoint(plan.image_entrypoint, plan.credential_endpoint));
     check("HostConfig.Runtime", get(hc, "Runtime"), o.runtime);
     json ulimits = get(hc, "Ulimits");
     for (const auto& [name, value] :

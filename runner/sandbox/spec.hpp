@@ -21,6 +21,11 @@ inline constexpr const char* k_egress_mount = "/run/airlock";
 inline constexpr const char* k_init_path = "/run/airlock/airlock-init";
 inline constexpr const char* k_egress_socket = "/run/airlock/sock/egress.sock";
 inline constexpr int k_proxy_port = 3128;
+// Credential endpoints (docs/credentials.md): 127.0.0.1:3129 relayed to the proxy's second socket.
+inline constexpr const char* k_credential_socket = "/run/airlock/sock/credentials.sock";
+inline constexpr int k_credential_port = 3129;
+
+enum class CredentialEndpoint { no, yes };
 
 struct ContainerPlan {
     std::string run_id;
@@ -30,11 +35,13 @@ struct ContainerPlan {
     std::string secrets_volume;      // file secrets: tmpfs volume, read-only at /run/secrets
     std::string egress_volume;       // proxied network: the sidecar's volume, at /run/airlock
     std::vector<std::string> image_entrypoint; // kept after airlock-init when it is PID 1
+    CredentialEndpoint credential_endpoint = CredentialEndpoint::no; // airlock-init relays 3129
 };
 
 // The command line of the agent container in proxied modes: airlock-init, its relay, then the
 // image's own entrypoint and the command.
-std::vector<std::string> init_entrypoint(const std::vector<std::string>& image_entrypoint);
+std::vector<std::string> init_entrypoint(const std::vector<std::string>& image_entrypoint,
+                                         CredentialEndpoint credential_endpoint);
 
 // The POST /containers/create body with the hardening of DESIGN.md applied.
 nlohmann::json build_create_body(const config::RunOptions& opts, const ContainerPlan& plan);

@@ -70,6 +70,8 @@ const std::map<std::string, Case>& cases() {
         {"network/flags_may_add_hosts", {nullptr, true}},
         {"network/upload_budget", {"1m", "1g"}},
         {"network/egress_network", {nullptr, nullptr}},
+        // Standard defines none; the first layer that does tightens (test_policy_credentials).
+        {"credentials", {json::object(), nullptr}},
         {"resources/memory/default", {nullptr, nullptr}},
         {"resources/memory/max", {"4g", "16g"}},
         {"resources/cpus/default", {nullptr, nullptr}},

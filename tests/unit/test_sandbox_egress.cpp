@@ -202,3 +202,76 @@ TEST_CASE("the network summary counts allowed hosts and keeps every refusal", "[
     CHECK(s["hosts"][0]["bytes_down"] == 150);
     CHECK(s["refusals"].size() == 2);
 }
+
+namespace {
+config::Credential openai_credential() {
+    config::Credential c;
+    c.name = "openai";
+    c.secret = "OPENAI_API_KEY";
+    c.value = "sk-unit-test-value-0123";
+    c.upstream = "https://api.openai.com/v1";
+    c.host = "api.openai.com";
+    c.base_path = "/v1";
+    c.header = "Authorization";
+    c.value_template = "Bearer {secret}";
+    c.env = {{"OPENAI_BASE_URL", "http://127.0.0.1:3129/openai"}};
+    c.max_requests = 10;
+    return c;
+}
+} // namespace
+
+TEST_CASE("credential endpoints reach the proxy's config without their values", "[egress]") {
+    const std::vector<config::Credential> creds = {openai_credential()};
+    json c = egress_config(allowlist(), creds);
+    CHECK(c["credential_listen"] == "/run/airlock/sock/credentials.sock");
+    CHECK(c["ca_file"] == "/etc/airlock/ca.pem");
+    REQUIRE(c["credentials"].size() == 1);
+    CHECK(c["credentials"][0] == json{{"name", "openai"},
+                                      {"host", "api.openai.com"},
+                                      {"port", 443},
+                                      {"base_path", "/v1"},
+                                      {"header", "Authorization"},
+                                      {"template", "Bearer {secret}"},
+                                      {"max_requests", 10},
+                                      {"max_bytes", nullptr}});
+    CHECK_FALSE(egress_config(allowlist()).contains("credentials"));
+
+    // The value goes only into the stdin line; the create body holds none of it.
+    json b = egress_create_body("r1", "img", "vol", allowlist(), creds);
+    CHECK(b.dump().find("sk-unit-test") == std::string::npos);
+    CHECK(b["OpenStdin"] == true);
+    CHECK(b["StdinOnce"] == true);
+    CHECK(egress_create_body("r1", "img", "vol", allowlist())["OpenStdin"] == false);
+    const std::string line = credentials_stdin_line(creds);
+    CHECK(line == "{\"secrets\":{\"openai\":\"sk-unit-test-value-0123\"}}\n");
+}
+
+TEST_CASE("with credentials the agent's init also relays 3129", "[egress]") {
+    config::RunOptions o;
+    o.command = {"true"};
+    o.network = allowlist();
+    ContainerPlan plan{"r1", "sha256:abc",        "ws", "/w",
+                       "",   "airlock-r1-egress", {},   CredentialEndpoint::yes};
+    json b = build_create_body(o, plan);
+    CHECK(b["Entrypoint"] == json::array({"/run/airlock/airlock-init", "--handoff",
+                                          "3128=/run/airlock/sock/egress.sock", "--handoff",
+                                          "3129=/run/airlock/sock/credentials.sock", "--"}));
+}
+
+TEST_CASE("the CA bundle goes into the sidecar's image, and must hold certificates", "[egress]") {
+    const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const std::string tar = egress_image_tar(pem);
+    CHECK(tar != egress_image_tar());
+    CHECK(tar.find(pem) != std::string::npos);
+    CHECK(tar.find("etc/airlock/ca.pem") != std::string::npos);
+
+    auto missing = read_ca_bundle("/nonexistent/ca.pem", "--ca-bundle");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().message ==
+          "--ca-bundle /nonexistent/ca.pem: cannot be read; credential upstreams are verified "
+          "against it (install ca-certificates, or pass --ca-bundle FILE)");
+    auto not_pem = read_ca_bundle("/etc/hostname", "default");
+    REQUIRE_FALSE(not_pem.ok());
+    CHECK(not_pem.error().message.find("the CA bundle /etc/hostname: holds no PEM certificate") ==
+          0);
+}
