@@ -184,16 +184,39 @@ json network_summary(const std::vector<json>& decisions) {
              std::tuple<std::int64_t, std::int64_t, std::int64_t>>
         allowed;
     json refused = json::array();
+    // Credential endpoints: requests, bytes and statuses per endpoint, whatever the decision.
+    json endpoints = json::object();
     std::int64_t n_allow = 0, n_deny = 0, n_cut = 0;
     auto num = [](const json& j, const char* k) {
         return j.contains(k) && j[k].is_number_integer() ? j[k].get<std::int64_t>()
                                                          : std::int64_t{0};
     };
     for (const auto& d : decisions) {
-        const std::string decision = d.value("decision", "");
+        const std::string decision = d.contains("decision") && d["decision"].is_string()
+                                         ? d["decision"].get<std::string>()
+                                         : std::string();
+        if (d.contains("endpoint") && d["endpoint"].is_string()) {
+            json& e = endpoints[d["endpoint"].get<std::string>()];
+            if (e.is_null())
+                e = {{"requests", 0},
+                     {"bytes_up", 0},
+                     {"bytes_down", 0},
+                     {"statuses", json::object()}};
+            e["requests"] = e["requests"].get<std::int64_t>() + 1;
+            e["bytes_up"] = e["bytes_up"].get<std::int64_t>() + num(d, "bytes_up");
+            e["bytes_down"] = e["bytes_down"].get<std::int64_t>() + num(d, "bytes_down");
+            const std::string status = d.contains("status") && d["status"].is_number_integer()
+                                           ? d["status"].dump()
+                                           : decision;
+            json& count = e["statuses"][status];
+            count = count.is_null() ? 1 : count.get<std::int64_t>() + 1;
+        }
         if (decision == "allow") {
             ++n_allow;
-            auto& [count, up, down] = allowed[{d.value("host", std::string()), num(d, "port")}];
+            const std::string host = d.contains("host") && d["host"].is_string()
+                                         ? d["host"].get<std::string>()
+                                         : std::string();
+            auto& [count, up, down] = allowed[{host, num(d, "port")}];
             ++count;
             up += num(d, "bytes_up");
             down += num(d, "bytes_down");
@@ -214,6 +237,7 @@ json network_summary(const std::vector<json>& decisions) {
             {"denied", n_deny},
             {"cut", n_cut},
             {"hosts", hosts},
+            {"endpoints", endpoints},
             {"refusals", refused}};
 }
 

@@ -201,6 +201,37 @@ TEST_CASE("the network summary counts allowed hosts and keeps every refusal", "[
     CHECK(s["hosts"][0]["bytes_up"] == 15);
     CHECK(s["hosts"][0]["bytes_down"] == 150);
     CHECK(s["refusals"].size() == 2);
+    CHECK(s["endpoints"] == json::object());
+
+    // Credential endpoints: counted per endpoint; a refused path names none (null).
+    std::vector<json> c = {{{"endpoint", "openai"},
+                            {"decision", "allow"},
+                            {"status", 200},
+                            {"host", "api.openai.com"},
+                            {"port", 443},
+                            {"bytes_up", 100},
+                            {"bytes_down", 2000}},
+                           {{"endpoint", "openai"},
+                            {"decision", "deny"},
+                            {"status", 429},
+                            {"host", "api.openai.com"},
+                            {"port", 443},
+                            {"bytes_up", 0},
+                            {"bytes_down", 0}},
+                           {{"endpoint", nullptr},
+                            {"decision", "deny"},
+                            {"status", 404},
+                            {"host", nullptr},
+                            {"port", nullptr},
+                            {"bytes_up", 0},
+                            {"bytes_down", 0}}};
+    json e = network_summary(c);
+    CHECK(e["endpoints"] == json{{"openai",
+                                  {{"requests", 2},
+                                   {"bytes_up", 100},
+                                   {"bytes_down", 2000},
+                                   {"statuses", {{"200", 1}, {"429", 1}}}}}});
+    CHECK(e["refusals"].size() == 2);
 }
 
 namespace {
