@@ -11,8 +11,8 @@
 
 namespace airlock::audit {
 
-inline constexpr const char* k_report_schema = "https://airlock.dev/schemas/report/v0.1";
-inline constexpr const char* k_report_version = "0.1";
+inline constexpr const char* k_report_schema = "https://airlock.dev/schemas/report/v0.2";
+inline constexpr const char* k_report_version = "0.2";
 
 // Every string and key with secrets replaced; done on values, not text, so the JSON stays valid.
 nlohmann::json redact_json(const nlohmann::json& j, const Redactor& redactor);

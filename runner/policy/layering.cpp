@@ -3,6 +3,7 @@
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
 #include "util/read_limited.hpp"
+#include "util/sha256.hpp"
 
 #include <fstream>
 #include <set>
@@ -411,6 +412,8 @@ std::vector<Change> diff(const Policy& a, const Policy& b) {
     }
     return out;
 }
+
+std::string digest(const Policy& p) { return util::sha256_hex(to_json(p)["values"].dump()); }
 
 json to_json(const Policy& p) {
     json values = json::object();

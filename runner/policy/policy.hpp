@@ -130,4 +130,9 @@ std::vector<Change> diff(const Policy& a, const Policy& b);
 // The effective policy as JSON (values as written) and with origins, for reports and show.
 nlohmann::json to_json(const Policy& p);
 
+// SHA-256 (hex) of the effective values (to_json's "values", compact): the same for two layer
+// stacks that end in the same policy, whatever the files were called. The report records it and
+// `airlock gate --policy` compares it.
+std::string digest(const Policy& p);
+
 } // namespace airlock::policy

@@ -1,7 +1,9 @@
 #include "sandbox/run.hpp"
 
+#include "audit/ci_context.hpp"
 #include "audit/events.hpp"
 #include "audit/redact_file.hpp"
+#include "audit/verdict.hpp"
 #include "sandbox/egress.hpp"
 #include "sandbox/secret_files.hpp"
 
@@ -17,6 +19,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <mutex>
@@ -127,7 +130,7 @@ private:
     Result<void> collect_changes();
     Result<void> check_protected(ChangeSet& changes);
     void teardown();
-    void write_report();
+    void assemble_report(); // every field but violations, checks, verdict and events
     json network_report() const;
     void say(const std::string& s) const {
         if (m_ctx.say) m_ctx.say(m_redactor.redact(s));
@@ -198,6 +201,14 @@ Result<void> Pipeline::resolve() {
                                   {"image", m_opts.image},
                                   {"network", m_opts.network.mode},
                                   {"workspace_mode", config::to_string(m_opts.workspace_mode)}});
+    if (m_ctx.policy) {
+        json layers = json::array();
+        for (const auto& l : m_ctx.policy->layers)
+            layers.push_back({{"source", l.source}, {"sha256", l.sha256}});
+        m_events.append("policy.resolved", {{"layers", layers},
+                                            {"sha256", policy::digest(*m_ctx.policy)},
+                                            {"capabilities", m_ctx.decision.capabilities.size()}});
+    }
 
     if (m_opts.workspace_mode != config::WorkspaceMode::bind_ro) {
         std::vector<std::string> excludes = {".airlock"};
@@ -261,6 +272,8 @@ Result<void> Pipeline::preflight() {
     json digests = img->contains("RepoDigests") ? (*img)["RepoDigests"] : json::array();
     m_report["image"] = {
         {"reference", m_opts.image}, {"id", m_image_id}, {"repo_digests", digests}};
+    m_events.append("image.resolved",
+                    {{"reference", m_opts.image}, {"id", m_image_id}, {"repo_digests", digests}});
     return {};
 }
 
@@ -327,6 +340,10 @@ Result<void> Pipeline::create() {
     m_resources.add_container(c->id);
     m_create_warnings = c->warnings;
     m_report["container"] = {{"id", c->id}, {"warnings", c->warnings}};
+    m_events.append("container.created", {{"id", c->id},
+                                          {"name", "airlock-" + m_run_id},
+                                          {"runtime", m_opts.runtime},
+                                          {"warnings", c->warnings}});
     for (const auto& w : c->warnings)
         say("engine warning: " + w);
     return {};
@@ -341,6 +358,12 @@ Result<void> Pipeline::verify() {
     for (const auto& m : mismatches)
         list.push_back({{"field", m.field}, {"expected", m.expected}, {"actual", m.actual}});
     m_report["enforcement"] = {{"verified", mismatches.empty()}, {"mismatches", list}};
+    std::size_t cis_failed = 0;
+    for (const auto& c : m_report["cis"]["checks"])
+        cis_failed += c.value("status", "") == "fail" ? 1 : 0;
+    m_events.append(
+        "enforcement.verified",
+        {{"verified", mismatches.empty()}, {"mismatches", list}, {"cis_failed", cis_failed}});
     if (!mismatches.empty()) {
         const auto& m = mismatches.front();
         if (m.field == "Warnings")
@@ -418,6 +441,7 @@ Result<void> Pipeline::start_and_wait() {
     }
     m_facts.started = true;
     auto t_start = Clock::now();
+    m_events.append("container.started", {{"id", m_container_id}});
     // The proxy starts alongside; airlock-init holds the task's connections until it listens.
     // Should it not come up, the task is stopped: it would only wait for a proxy that never is.
     std::optional<Error> proxy_failed;
@@ -465,7 +489,12 @@ Result<void> Pipeline::start_and_wait() {
             m_peaks.pids = std::max(m_peaks.pids, num({"pids_stats", "current"}));
             auto cpu = num({"cpu_stats", "cpu_usage", "total_usage"});
             if (cpu) m_peaks.cpu_ns = cpu;
-            ++m_peaks.samples;
+            // One sample in five becomes an event: a trail of the run's use, not a flood.
+            if (m_peaks.samples++ % 5 == 0)
+                m_events.append("resource.sample",
+                                {{"memory_bytes", num({"memory_stats", "usage"})},
+                                 {"pids", num({"pids_stats", "current"})},
+                                 {"cpu_ns", cpu}});
             return true;
         });
     });
@@ -474,6 +503,8 @@ Result<void> Pipeline::start_and_wait() {
     auto waited = m_client.container_wait(m_container_id, deadline);
     if (!waited && waited.error().kind == ErrorKind::timeout) {
         m_facts.timed_out = true;
+        m_events.append("timeout", {{"timeout_ms", m_opts.timeout.count()},
+                                    {"grace_ms", m_opts.grace.count()}});
         say("timeout of " + util::format_duration(m_opts.timeout) + " reached; sending SIGTERM");
         (void)m_client.container_kill(m_container_id, "SIGTERM");
         waited = m_client.container_wait(m_container_id, Clock::now() + m_opts.grace);
@@ -518,6 +549,11 @@ Result<void> Pipeline::start_and_wait() {
         const json& st = ins->value("State", json::object());
         m_facts.oom_killed = st.value("OOMKilled", false);
     }
+    if (m_facts.oom_killed) m_events.append("oom", {{"memory_bytes", m_opts.memory}});
+    m_events.append("process.exit", {{"status_code", m_facts.status_code},
+                                     {"oom_killed", m_facts.oom_killed},
+                                     {"timed_out", m_facts.timed_out},
+                                     {"duration_ms", std::llround(ms_between(t_start, t_end))}});
     m_class = classify(m_facts);
     if (log_result && !log_result->ok() && log_result->error().kind != ErrorKind::cancelled)
         say("log stream: " + log_result->error().message);
@@ -551,6 +587,23 @@ Result<void> Pipeline::collect_changes() {
     }
     auto protected_result = check_protected(changes);
     json cj = to_json(changes);
+    // One event per changed file, up to a bound; the manifest has them all.
+    constexpr std::size_t k_file_events = 10000;
+    std::size_t n_events = 0, total = 0;
+    for (const char* kind : {"added", "modified", "deleted"})
+        for (const auto& f : cj[kind]) {
+            if (++total > k_file_events) continue;
+            ++n_events;
+            m_events.append("file.changed",
+                            {{"change", kind},
+                             {"path", f.value("path", "")},
+                             {"type", f.value("type", "")},
+                             {"size", f.value("size", 0)},
+                             {"sha256", f.contains("sha256") ? f["sha256"] : json()}});
+        }
+    if (total > n_events)
+        m_events.append("file.changed.more",
+                        {{"not_listed", total - n_events}, {"manifest", "changes/manifest.json"}});
     std::error_code ec;
     fs::create_directories(m_out / "changes", ec);
     if (auto r = audit::write_json_file(m_out / "changes" / "manifest.json", cj, &m_redactor); !r)
@@ -703,7 +756,7 @@ json Pipeline::network_report() const {
     return j;
 }
 
-void Pipeline::write_report() {
+void Pipeline::assemble_report() {
     if (!m_out_ready) return;
     m_report["schema"] = audit::k_report_schema;
     m_report["schema_version"] = audit::k_report_version;
@@ -734,7 +787,14 @@ void Pipeline::write_report() {
                           {"network", m_opts.network.mode},
                           {"env", env_names}};
     m_report["limits_origin"] = m_opts.origin;
-    if (m_ctx.policy) m_report["policy"] = policy::to_json(*m_ctx.policy);
+    if (m_ctx.policy) {
+        m_report["policy"] = policy::to_json(*m_ctx.policy);
+        m_report["policy"]["sha256"] = policy::digest(*m_ctx.policy);
+    }
+    m_report["ci"] = audit::ci_context([](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        return v ? std::optional<std::string>(v) : std::nullopt;
+    });
     json caps = json::array();
     for (const auto& g : m_ctx.decision.capabilities)
         caps.push_back(
@@ -762,8 +822,6 @@ void Pipeline::write_report() {
                        "memory is the cgroup's max_usage where the engine reports it"}};
     }
     m_report["duration_ms"] = std::llround(ms_between(m_t0, Clock::now()));
-    auto r = audit::write_json_file(m_out / "report.json", m_report, &m_redactor);
-    if (!r) say(r.error().message);
 }
 
 RunOutcome Pipeline::run() {
@@ -817,13 +875,31 @@ RunOutcome Pipeline::run() {
     result["exit_code"] = out.exit_code;
     m_report["result"] = result;
     m_report["ended_at"] = audit::utc_now_rfc3339();
-    m_events.append("run.end", {{"exit_code", out.exit_code}, {"message", out.message}});
+    if (m_out_ready) {
+        assemble_report();
+        // What went wrong, and the policy's gate rules applied to it (the gate recomputes these
+        // from the signed report). A signature comes after the report, so "unsigned" counts as
+        // met here when a key was given.
+        m_report["violations"] = audit::violations_of(m_report);
+        const json values = m_report.contains("policy") ? m_report["policy"]["values"] : json();
+        m_report["checks"] = audit::gate_checks(m_report, values, m_ctx.signing ? "pending" : "");
+        m_report["verdict"] = audit::verdict_of(m_report["checks"]);
+        std::size_t listed = 0;
+        for (const auto& v : m_report["violations"])
+            if (listed++ < 1000) m_events.append("violation", v);
+    }
+    m_events.append("run.end",
+                    {{"exit_code", out.exit_code},
+                     {"message", out.message},
+                     {"verdict", m_report.contains("verdict") ? m_report["verdict"] : json()}});
     m_report["events"] = {{"path", "events.jsonl"},
                           {"count", m_events.count()},
                           {"last_digest", m_events.last_digest()}};
     if (!m_events.error().empty()) say(m_events.error());
     m_events.close();
-    write_report();
+    if (m_out_ready)
+        if (auto r = audit::write_json_file(m_out / "report.json", m_report, &m_redactor); !r)
+            say(r.error().message);
     if (m_out_ready) out.out_dir = m_out;
     return out;
 }

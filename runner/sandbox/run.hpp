@@ -20,6 +20,7 @@ struct RunContext {
     const policy::Policy* policy = nullptr;       // effective policy; null means built-in only
     policy::Decision decision;                    // what enforce() allowed
     const policy::Approvals* approvals = nullptr; // null: nothing granted beyond the policy
+    bool signing = false;                         // a signing key was given (see cli/run_cmd)
 };
 
 struct RunOutcome {

@@ -1,0 +1,162 @@
+#include "audit/verdict.hpp"
+
+#include <algorithm>
+
+namespace airlock::audit {
+
+using nlohmann::json;
+
+namespace {
+
+const json& at(const json& j, std::initializer_list<const char*> path) {
+    static const json null;
+    const json* cur = &j;
+    for (const char* key : path) {
+        if (!cur->is_object() || !cur->contains(key)) return null;
+        cur = &(*cur)[key];
+    }
+    return *cur;
+}
+
+std::string text(const json& j) {
+    if (j.is_string()) return j.get<std::string>();
+    return j.is_null() ? std::string() : j.dump();
+}
+
+json violation(const std::string& rule, const std::string& severity, const std::string& message,
+               json evidence, const json& location = nullptr) {
+    return {{"rule", rule},
+            {"severity", severity},
+            {"message", message},
+            {"evidence", std::move(evidence)},
+            {"location", location.is_null() ? json() : json{{"path", location}}}};
+}
+
+std::int64_t count(const json& j) {
+    return j.is_number_integer() ? j.get<std::int64_t>() : 0;
+}
+
+} // namespace
+
+const std::vector<std::string>& gate_rules() {
+    static const std::vector<std::string> rules = {
+        "task-failed",      "timeout",          "oom",
+        "policy-violation", "protected-change", "enforcement-mismatch",
+        "network-denied",   "secret-exposed",   "unsigned",
+        "approval-missing"};
+    return rules;
+}
+
+json violations_of(const json& report) {
+    json out = json::array();
+    const json& result = at(report, {"result"});
+    const std::string outcome = text(at(result, {"outcome"}));
+    // When the pipeline stopped after the task ran, the task's own outcome is under "task".
+    const std::string task = text(at(result, {"task", "outcome"}));
+    const std::string task_outcome = task.empty() ? outcome : task;
+    if (at(result, {"timed_out"}) == true)
+        out.push_back(violation("timeout", "error", "the task ran into its time limit",
+                                {{"timeout_ms", at(report, {"limits", "timeout_ms"})}}));
+    if (at(result, {"oom_killed"}) == true)
+        out.push_back(violation("oom", "error", "the task was killed for running out of memory",
+                                {{"memory_bytes", at(report, {"limits", "memory_bytes"})}}));
+    if (task_outcome != "success" && task_outcome != "timeout" && task_outcome != "oom" &&
+        task_outcome != "refused")
+        out.push_back(
+            violation("task-failed", "error",
+                      "the task did not succeed: " + text(at(result, {"description"})) +
+                          text(at(result, {"message"})),
+                      {{"outcome", task_outcome}, {"status_code", at(result, {"status_code"})}}));
+    if (outcome == "refused")
+        out.push_back(
+            violation("policy-violation", "error",
+                      "the run was stopped by the policy: " + text(at(result, {"message"})),
+                      {{"outcome", outcome}}));
+    const json& protected_changes = at(report, {"protected_changes"});
+    if (protected_changes.is_object() && !protected_changes.contains("approved_by"))
+        for (const auto& c : at(protected_changes, {"changes"}))
+            out.push_back(violation("protected-change", "error",
+                                    "the task " + text(at(c, {"change"})) + " a protected path (" +
+                                        text(at(c, {"pattern"})) + ")",
+                                    c, at(c, {"path"})));
+    if (at(report, {"enforcement", "verified"}) == false)
+        for (const auto& m : at(report, {"enforcement", "mismatches"}))
+            out.push_back(violation("enforcement-mismatch", "error",
+                                    "the engine did not apply " + text(at(m, {"field"})) +
+                                        " (wanted " + text(at(m, {"expected"})) + ", got " +
+                                        text(at(m, {"actual"})) + ")",
+                                    m));
+    for (const auto& d : at(report, {"network", "summary", "refusals"}))
+        out.push_back(violation("network-denied", "warning",
+                                std::string(at(d, {"decision"}) == "cut" ? "cut: " : "refused: ") +
+                                    text(at(d, {"method"})) + " " + text(at(d, {"host"})) + ":" +
+                                    text(at(d, {"port"})) + " (" + text(at(d, {"rule"})) + ")",
+                                d));
+    for (const auto& path : at(report, {"secrets_redacted_in"}))
+        out.push_back(violation("secret-exposed", "error",
+                                "a changed file held a secret value (replaced by *** in the "
+                                "output)",
+                                {{"path", path}}, path));
+    return out;
+}
+
+json gate_checks(const json& report, const json& policy_values, const std::string& signed_by) {
+    const json& gate = at(policy_values, {"gate"});
+    std::vector<std::string> fail_on;
+    for (const auto& r : at(gate, {"fail_on"}))
+        if (r.is_string()) fail_on.push_back(r.get<std::string>());
+    const json violations =
+        report.contains("violations") ? report["violations"] : violations_of(report);
+    json checks = json::array();
+    for (const auto& rule : gate_rules()) {
+        const bool enforced = std::find(fail_on.begin(), fail_on.end(), rule) != fail_on.end();
+        std::size_t hits = 0;
+        std::string first;
+        for (const auto& v : violations)
+            if (at(v, {"rule"}) == rule && hits++ == 0) first = text(at(v, {"message"}));
+        std::string message;
+        bool failed = hits > 0;
+        if (rule == "unsigned") {
+            failed = signed_by.empty();
+            message = failed ? "no verified signature" : "signed by " + signed_by;
+        } else if (rule == "approval-missing") {
+            message = "no approval was needed";
+        } else {
+            message =
+                failed ? std::to_string(hits) + " violation" + (hits == 1 ? "" : "s") + ": " + first
+                       : "none";
+        }
+        checks.push_back({{"id", rule},
+                          {"title", "gate.fail_on: " + rule},
+                          {"status", !enforced ? "not_enforced"
+                                     : failed  ? "fail"
+                                               : "pass"},
+                          {"message", message}});
+    }
+    const json& max_files = at(gate, {"max_changed_files"});
+    const std::int64_t changed = count(at(report, {"changes", "added"})) +
+                                 count(at(report, {"changes", "modified"})) +
+                                 count(at(report, {"changes", "deleted"}));
+    json files = {{"id", "max-changed-files"}, {"title", "gate.max_changed_files"}};
+    if (max_files.is_number_integer()) {
+        const bool over = changed > max_files.get<std::int64_t>();
+        files["status"] = over ? "fail" : "pass";
+        files["message"] = std::to_string(changed) + " changed files" +
+                           (over ? " (more than " : " (at most ") + max_files.dump() + ")";
+    } else {
+        files["status"] = "not_enforced";
+        files["message"] = std::to_string(changed) + " changed files (no limit)";
+    }
+    checks.push_back(files);
+    return checks;
+}
+
+json verdict_of(const json& checks) {
+    json reasons = json::array();
+    for (const auto& c : checks)
+        if (at(c, {"status"}) == "fail")
+            reasons.push_back(text(at(c, {"id"})) + ": " + text(at(c, {"message"})));
+    return {{"passed", reasons.empty()}, {"reasons", reasons}};
+}
+
+} // namespace airlock::audit
