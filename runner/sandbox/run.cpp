@@ -6,6 +6,7 @@
 #include "audit/verdict.hpp"
 #include "sandbox/egress.hpp"
 #include "sandbox/secret_files.hpp"
+#include "telemetry/otlp.hpp"
 
 #include "audit/report.hpp"
 #include "sandbox/cis.hpp"
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -109,6 +111,18 @@ public:
         }
         m_redactor = audit::Redactor(values);
         m_output.set_redactor(m_redactor);
+        // Telemetry: the run's trace continues the caller's (TRACEPARENT); the task gets a child.
+        auto env = [](const std::string& name) -> std::optional<std::string> {
+            const char* v = std::getenv(name.c_str());
+            return v ? std::optional<std::string>(v) : std::nullopt;
+        };
+        m_otlp = telemetry::settings_from_env(env);
+        m_trace = telemetry::make_trace_context(env);
+        bool given = false;
+        for (const auto& e : m_opts.env)
+            given = given || e.first == "TRACEPARENT";
+        if ((m_otlp || env("TRACEPARENT")) && !given)
+            m_opts.env.emplace_back("TRACEPARENT", m_trace.child_traceparent());
     }
 
     RunOutcome run();
@@ -130,7 +144,9 @@ private:
     Result<void> collect_changes();
     Result<void> check_protected(ChangeSet& changes);
     void teardown();
-    void assemble_report(); // every field but violations, checks, verdict and events
+    void assemble_report();
+    void export_telemetry(); // bounded; the outcome goes into the report // every field but
+                             // violations, checks, verdict and events
     json network_report() const;
     void say(const std::string& s) const {
         if (m_ctx.say) m_ctx.say(m_redactor.redact(s));
@@ -152,6 +168,8 @@ private:
     std::string m_container_id;
     std::string m_secrets_volume, m_secrets_holder; // file secrets: tmpfs volume, its holder
     std::vector<std::string> m_image_entrypoint;
+    std::optional<telemetry::Settings> m_otlp; // set when OTLP export is configured
+    telemetry::TraceContext m_trace;
     audit::EventLog m_events;                   // declared before m_egress, which writes to it
     std::unique_ptr<EgressSidecar> m_egress;    // proxied network modes
     ContainerPlan m_plan;                       // what create asked for; verify compares
@@ -824,6 +842,32 @@ void Pipeline::assemble_report() {
     m_report["duration_ms"] = std::llround(ms_between(m_t0, Clock::now()));
 }
 
+void Pipeline::export_telemetry() {
+    if (!m_otlp) return;
+    std::vector<json> events;
+    {
+        std::ifstream in(m_out / "events.jsonl");
+        for (std::string line; std::getline(in, line) && events.size() < 10000;) {
+            json e = json::parse(line, nullptr, false);
+            if (!e.is_discarded()) events.push_back(std::move(e));
+        }
+    }
+    const auto t0 = Clock::now();
+    json result = telemetry::export_run(
+        *m_otlp, telemetry::trace_request(m_report, m_trace, m_otlp->service_name),
+        telemetry::logs_request(events, m_report, m_trace, m_otlp->service_name));
+    m_report["telemetry"] = {
+        {"trace_id", m_trace.trace_id},
+        {"parent_span_id", m_trace.parent_span_id.empty() ? json() : json(m_trace.parent_span_id)},
+        {"duration_ms", std::llround(ms_between(t0, Clock::now()))},
+        {"budget_ms", m_otlp->budget.count()},
+        {"signals", result}};
+    for (auto it = result.begin(); it != result.end(); ++it)
+        if (it->value("exported", false) == false)
+            say("telemetry: " + it.key() + " not exported to " + it->value("url", "") + " (" +
+                it->value("error", "") + ")");
+}
+
 RunOutcome Pipeline::run() {
     m_report["started_at"] = audit::utc_now_rfc3339();
     RunOutcome out;
@@ -897,6 +941,7 @@ RunOutcome Pipeline::run() {
                           {"last_digest", m_events.last_digest()}};
     if (!m_events.error().empty()) say(m_events.error());
     m_events.close();
+    if (m_out_ready) export_telemetry();
     if (m_out_ready)
         if (auto r = audit::write_json_file(m_out / "report.json", m_report, &m_redactor); !r)
             say(r.error().message);
