@@ -33,7 +33,7 @@ LOCAL_SOCK=/var/run/docker.sock
 JOBS=${AIRLOCK_JOBS:-2}
 
 PACKAGES=(build-essential cmake pkg-config git libcurl4-openssl-dev nlohmann-json3-dev
-  libcxxopts-dev libspdlog-dev catch2 libarchive-dev libssl-dev docker.io debootstrap
+  libcxxopts-dev libspdlog-dev catch2 libarchive-dev libssl-dev libxml2-dev docker.io debootstrap
   ca-certificates iproute2 procps socat openssl)
 
 step() { printf '==> %s\n' "$*"; }

@@ -1,6 +1,7 @@
 #include "audit/verdict.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace airlock::audit {
 
@@ -34,6 +35,17 @@ json violation(const std::string& rule, const std::string& severity, const std::
 
 std::int64_t count(const json& j) {
     return j.is_number_integer() ? j.get<std::int64_t>() : 0;
+}
+
+// A limit as policy::to_json writes it ("500"; "no limit" when unset) or as a number.
+std::optional<std::int64_t> limit_of(const json& j) {
+    if (j.is_number_integer()) return j.get<std::int64_t>();
+    if (!j.is_string()) return std::nullopt;
+    const std::string s = j.get<std::string>();
+    if (s.empty() || s.size() > 18 ||
+        !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    return std::stoll(s);
 }
 
 } // namespace
@@ -109,7 +121,9 @@ json gate_checks(const json& report, const json& policy_values, const std::strin
         report.contains("violations") ? report["violations"] : violations_of(report);
     json checks = json::array();
     for (const auto& rule : gate_rules()) {
-        const bool enforced = std::find(fail_on.begin(), fail_on.end(), rule) != fail_on.end();
+        // gate.require_signature enforces "unsigned" whether or not fail_on lists it.
+        const bool enforced = std::find(fail_on.begin(), fail_on.end(), rule) != fail_on.end() ||
+                              (rule == "unsigned" && at(gate, {"require_signature"}) == true);
         std::size_t hits = 0;
         std::string first;
         for (const auto& v : violations)
@@ -138,11 +152,11 @@ json gate_checks(const json& report, const json& policy_values, const std::strin
                                  count(at(report, {"changes", "modified"})) +
                                  count(at(report, {"changes", "deleted"}));
     json files = {{"id", "max-changed-files"}, {"title", "gate.max_changed_files"}};
-    if (max_files.is_number_integer()) {
-        const bool over = changed > max_files.get<std::int64_t>();
+    if (const auto limit = limit_of(max_files)) {
+        const bool over = changed > *limit;
         files["status"] = over ? "fail" : "pass";
         files["message"] = std::to_string(changed) + " changed files" +
-                           (over ? " (more than " : " (at most ") + max_files.dump() + ")";
+                           (over ? " (more than " : " (at most ") + std::to_string(*limit) + ")";
     } else {
         files["status"] = "not_enforced";
         files["message"] = std::to_string(changed) + " changed files (no limit)";

@@ -18,8 +18,12 @@ const char* k_usage =
     "commands:\n"
     "  run [options] -- COMMAND [ARGS...]   run a task in a hardened container\n"
     "  policy lint|show|diff ...            check, show and compare policies\n"
+    "  gate OUT [--policy P]... [--pubkey FILE]\n"
+    "                                       check a run's output before merging its result\n"
+    "  keygen --out PREFIX                  make an Ed25519 key pair for signing reports\n"
     "  clean [--run ID]                     remove what killed runs left on the engine\n"
     "  doctor                               check the engine and this machine\n"
+    "  report OUT [--format F]              render OUT/report.json: md, sarif, junit, ...\n"
     "  version                              print the version\n"
     "\n"
     "`airlock <command> --help` tells more. Docs: README.md, docs/.\n";
@@ -38,8 +42,11 @@ int main(int argc, char** argv) {
         std::string cmd = argv[1];
         if (cmd == "run") return run_command(argc - 1, argv + 1);
         if (cmd == "policy") return policy_command(argc - 1, argv + 1);
+        if (cmd == "gate") return gate_command(argc - 1, argv + 1);
+        if (cmd == "keygen") return keygen_command(argc - 1, argv + 1);
         if (cmd == "clean") return clean_command(argc - 1, argv + 1);
         if (cmd == "doctor") return doctor_command(argc - 1, argv + 1);
+        if (cmd == "report") return report_command(argc - 1, argv + 1);
         if (cmd == "version" || cmd == "--version") {
             std::printf("airlock %s\n", AIRLOCK_VERSION);
             return 0;

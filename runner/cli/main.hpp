@@ -1,4 +1,4 @@
-// The command line: `airlock run|policy|clean|doctor|version`.
+// The command line: `airlock run|policy|gate|keygen|clean|doctor|version`.
 #pragma once
 
 namespace airlock::cli {
@@ -9,6 +9,9 @@ int run_command(int argc, char** argv);
 int clean_command(int argc, char** argv);
 int doctor_command(int argc, char** argv);
 int policy_command(int argc, char** argv);
+int gate_command(int argc, char** argv);
+int keygen_command(int argc, char** argv);
+int report_command(int argc, char** argv);
 
 // airlock's own messages go to stderr as "airlock: ..." lines.
 void say(const char* fmt_text);

@@ -1,5 +1,7 @@
 #include "cli/main.hpp"
 
+#include "audit/dsse.hpp"
+#include "audit/render.hpp"
 #include "config/run_options.hpp"
 #include "docker/client.hpp"
 #include "policy/credentials.hpp"
@@ -7,6 +9,7 @@
 #include "sandbox/classify.hpp"
 #include "sandbox/run.hpp"
 #include "util/cancel.hpp"
+#include "util/read_limited.hpp"
 #include "util/units.hpp"
 
 #include <cxxopts.hpp>
@@ -154,8 +157,16 @@ int run_command(int argc, char** argv) {
         "use the policy's credential endpoint NAME: the egress proxy holds its key (from the "
         "variable the policy names, or FILE) and the task reaches it at "
         "http://127.0.0.1:3129/NAME/; repeatable",
+        cxxopts::value<std::vector<std::string>>(), "NAME[=@FILE]")(
+        "sign-key",
+        "Ed25519 private key (airlock keygen) to sign the run: OUT/report.dsse.json (default "
+        "$AIRLOCK_SIGNING_KEY)",
+        cxxopts::value<std::string>(), "FILE")(
+        "artifact",
+        "copy PATH or GLOB (relative to /workspace) out of the container into OUT/artifacts/ "
+        "after the task; repeatable",
         cxxopts::value<std::vector<std::string>>(),
-        "NAME[=@FILE]")("ca-bundle",
+        "PATH_OR_GLOB")("ca-bundle",
                         "CA certificates (PEM) credential upstreams must verify against (default "
                         "/etc/ssl/certs/ca-certificates.crt)",
                         cxxopts::value<std::string>(),
@@ -207,7 +218,8 @@ int run_command(int argc, char** argv) {
          std::vector<std::pair<std::string, std::string>>{{"allow", "allow"},
                                                           {"deny", "deny"},
                                                           {"allow-cidr", "allow_cidrs"},
-                                                          {"credential", "credentials"}})
+                                                          {"credential", "credentials"},
+                                                          {"artifact", "artifacts"}})
         if (res.count(flag))
             for (const auto& item : res[flag].as<std::vector<std::string>>())
                 flags.lists[key].emplace_back(item, "--" + flag);
@@ -277,6 +289,27 @@ int run_command(int argc, char** argv) {
         return 0;
     }
 
+    // The signing key is checked now, so a run never ends unsigned for want of a usable key.
+    std::string sign_key;
+    if (res.count("sign-key"))
+        sign_key = res["sign-key"].as<std::string>();
+    else if (const char* k = std::getenv("AIRLOCK_SIGNING_KEY"); k && *k)
+        sign_key = k;
+    if (!sign_key.empty()) {
+        std::string pem;
+        if (util::read_limited(sign_key, 64u << 10, pem) != util::ReadStatus::ok) {
+            std::fprintf(stderr,
+                         "airlock: --sign-key %s: cannot be read (make one with `airlock keygen "
+                         "--out PREFIX`)\n",
+                         sign_key.c_str());
+            return sandbox::exit_code::usage;
+        }
+        if (auto probe = audit::sign_bytes(pem, sign_key, "airlock"); !probe) {
+            std::fprintf(stderr, "airlock: --sign-key: %s\n", probe.error().message.c_str());
+            return sandbox::exit_code::usage;
+        }
+    }
+
     auto endpoint = docker::parse_endpoint(docker::endpoint_env_from_process());
     if (!endpoint) {
         std::fprintf(stderr, "airlock: %s\n", endpoint.error().message.c_str());
@@ -291,12 +324,47 @@ int run_command(int argc, char** argv) {
     ctx.policy = &*pol;
     ctx.decision = *decision;
     ctx.approvals = &approvals;
+    ctx.signing = !sign_key.empty();
+    // On GitHub Actions the task's output must not be able to issue workflow commands.
+    const char* gha = std::getenv("GITHUB_ACTIONS");
+    const bool github = gha && std::string(gha) == "true";
+    std::string token;
+    if (github) {
+        token = audit::stop_commands_token();
+        std::printf("::stop-commands::%s\n", token.c_str());
+        std::fflush(stdout);
+    }
     auto outcome = sandbox::run(client, *opts, ctx);
+    if (github) {
+        std::printf("::%s::\n", token.c_str());
+        std::fflush(stdout);
+    }
+    int exit_code = outcome.exit_code;
+    if (!outcome.out_dir.empty()) {
+        // Renderings first: the signature covers every file in OUT.
+        if (auto r = audit::write_renderings(outcome.out_dir); !r)
+            std::fprintf(stderr, "airlock: %s\n", r.error().message.c_str());
+        if (!sign_key.empty()) {
+            if (auto r = audit::sign_run(outcome.out_dir, sign_key); !r) {
+                std::fprintf(stderr, "airlock: signing the run failed: %s\n",
+                             r.error().message.c_str());
+                if (exit_code == 0) exit_code = sandbox::exit_code::usage;
+            }
+        }
+        if (github)
+            if (auto report = audit::read_report(outcome.out_dir); report) {
+                // GitHub shows at most 10 error annotations per step: the first ones count.
+                int shown = 0;
+                for (const auto& v : report->value("violations", nlohmann::json::array()))
+                    if (shown++ < 10) std::printf("%s\n", audit::annotation(v).c_str());
+                std::fflush(stdout);
+            }
+    }
     std::fprintf(stderr, "airlock: run %s: %s (exit %d)\n", outcome.run_id.c_str(),
-                 outcome.message.c_str(), outcome.exit_code);
+                 outcome.message.c_str(), exit_code);
     if (!outcome.out_dir.empty())
         std::fprintf(stderr, "airlock: output in %s\n", outcome.out_dir.c_str());
-    return outcome.exit_code;
+    return exit_code;
 }
 
 } // namespace airlock::cli

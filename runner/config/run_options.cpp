@@ -35,7 +35,8 @@ const std::set<std::string> k_scalar_fields = {
     "image",   "workspace",      "workspace_mode", "out",        "memory",     "cpus",  "pids",
     "timeout", "user",           "runtime",        "output_cap", "tmpfs_size", "grace", "pull",
     "network", "egress_network", "ca_bundle"};
-const std::set<std::string> k_list_fields = {"allow", "deny", "allow_cidrs", "credentials"};
+const std::set<std::string> k_list_fields = {"allow", "deny", "allow_cidrs", "credentials",
+                                             "artifacts"};
 } // namespace
 
 Result<RunRequest> parse_task_json(std::string_view text, const std::string& name,
@@ -106,7 +107,7 @@ Result<RunRequest> parse_task_json(std::string_view text, const std::string& nam
                                   "out, env, memory, cpus, pids, timeout, grace, user, runtime, "
                                   "output_cap, tmpfs_size, pull, secrets, network, allow, deny, "
                                   "allow_cidrs, egress_network, credentials, ca_bundle, "
-                                  "command)");
+                                  "artifacts, command)");
         }
         std::string value;
         if (it->is_string())
@@ -192,6 +193,18 @@ RunRequest merge(RunRequest base, const RunRequest& over) {
 }
 
 namespace {
+// The same rules as sandbox::artifact_pattern_problem, checked before anything starts.
+std::optional<std::string> artifact_problem(const std::string& pattern) {
+    if (pattern.empty()) return "is empty";
+    if (pattern[0] == '/')
+        return "must be relative to /workspace (e.g. \"dist/report.xml\" or \"out/**/*.json\")";
+    if (pattern == ".." || pattern.rfind("../", 0) == 0 ||
+        pattern.find("/../") != std::string::npos ||
+        (pattern.size() >= 3 && pattern.substr(pattern.size() - 3) == "/.."))
+        return "may not contain \"..\"";
+    return std::nullopt;
+}
+
 bool valid_env_name(const std::string& n) {
     if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
     for (char c : n)
@@ -345,6 +358,13 @@ resolve(const RunRequest& req,
                               field("egress_network") + ": \"" + *v + "\" is not a network name");
         o.network.egress_network = *v;
     }
+    if (auto it = req.lists.find("artifacts"); it != req.lists.end())
+        for (const auto& [pattern, where] : it->second) {
+            if (auto problem = artifact_problem(pattern))
+                return make_error(ErrorKind::invalid_input,
+                                  where + ": \"" + pattern + "\" " + *problem);
+            o.artifacts.push_back(pattern);
+        }
     if (auto v = get("ca_bundle")) {
         if (v->empty())
             return make_error(ErrorKind::invalid_input,

@@ -95,6 +95,8 @@ struct RunOptions {
     std::vector<Secret> secrets;
     NetworkOptions network;
     std::vector<Credential> credentials;
+    std::vector<std::string> artifacts; // workspace paths or globs, copied to OUT/artifacts
+    std::uint64_t artifact_max_file = 256ull << 20, artifact_max_total = 1ull << 30;
     // The CA bundle put into the sidecar's image, against which credential upstreams verify.
     std::filesystem::path ca_bundle = "/etc/ssl/certs/ca-certificates.crt";
     std::vector<std::string> command;

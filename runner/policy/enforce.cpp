@@ -113,6 +113,11 @@ private:
         if (auto r = ceiling("nofile", "nofile", m_o.nofile, fmt("resources/nofile/max")); !r)
             return r;
         if (auto r = ceiling("nproc", "nproc", m_o.nproc, fmt("resources/nproc/max")); !r) return r;
+        // Artifacts: the policy's caps, or airlock's own (256m per file, 1g in all).
+        if (const json& v = m_p.get("artifacts/max_file_size"); v.is_number())
+            m_o.artifact_max_file = v.get<std::uint64_t>();
+        if (const json& v = m_p.get("artifacts/max_total_size"); v.is_number())
+            m_o.artifact_max_total = v.get<std::uint64_t>();
         m_o.memory = memory;
         m_o.output_cap = output_cap;
         m_o.tmpfs_size = tmpfs;

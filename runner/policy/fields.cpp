@@ -29,6 +29,8 @@ const std::vector<FieldSpec>& field_specs() {
         {"network/upload_budget", Kind::size_max, {}, {}},
         {"network/egress_network", Kind::set_once, {}, {}},
         {"credentials", Kind::credentials, {}, {}},
+        {"artifacts/max_file_size", Kind::size_max, {}, {}},
+        {"artifacts/max_total_size", Kind::size_max, {}, {}},
         {"resources/memory/default", Kind::size_default, {}, "resources/memory/max"},
         {"resources/memory/max", Kind::size_max, {}, {}},
         {"resources/cpus/default", Kind::cpus_default, {}, "resources/cpus/max"},
@@ -101,6 +103,8 @@ Policy builtin() {
     set("network/upload_budget", none);
     set("network/egress_network", none);
     set("credentials", none);
+    set("artifacts/max_file_size", none);
+    set("artifacts/max_total_size", none);
     set("resources/memory/default", 2ull << 30);
     set("resources/memory/max", none);
     set("resources/cpus/default", 1'000'000'000);

@@ -413,7 +413,9 @@ std::vector<Change> diff(const Policy& a, const Policy& b) {
     return out;
 }
 
-std::string digest(const Policy& p) { return util::sha256_hex(to_json(p)["values"].dump()); }
+std::string digest(const Policy& p) {
+    return util::sha256_hex(to_json(p)["values"].dump());
+}
 
 json to_json(const Policy& p) {
     json values = json::object();

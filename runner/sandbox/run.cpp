@@ -9,12 +9,14 @@
 #include "telemetry/otlp.hpp"
 
 #include "audit/report.hpp"
+#include "sandbox/artifacts.hpp"
 #include "sandbox/cis.hpp"
 #include "sandbox/classify.hpp"
 #include "sandbox/copy.hpp"
 #include "sandbox/resources.hpp"
 #include "sandbox/spec.hpp"
 #include "sandbox/workspace.hpp"
+#include "util/sha256.hpp"
 #include "util/units.hpp"
 
 #include <cmath>
@@ -26,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <fcntl.h>
@@ -142,6 +145,7 @@ private:
     }
     Result<void> collect();
     Result<void> collect_changes();
+    Result<void> collect_artifacts_step();
     Result<void> check_protected(ChangeSet& changes);
     void teardown();
     void assemble_report();
@@ -584,8 +588,40 @@ Result<void> Pipeline::collect() {
     std::thread stopper;
     if (m_egress) stopper = std::thread([this] { m_egress->stop(); });
     auto r = collect_changes();
+    auto a = collect_artifacts_step();
     if (stopper.joinable()) stopper.join();
-    return r;
+    return r ? a : r;
+}
+
+Result<void> Pipeline::collect_artifacts_step() {
+    if (m_opts.artifacts.empty() || !m_facts.started) return {};
+    auto got = collect_artifacts(m_client, m_container_id, m_opts.artifacts, m_out / "artifacts",
+                                 {m_opts.artifact_max_file, m_opts.artifact_max_total});
+    if (!got) return got.error();
+    // A secret written into an artifact is replaced like in the changed files.
+    auto leaked = audit::redact_tree(m_out / "artifacts", m_redactor);
+    if (!leaked) return leaked.error();
+    if (!leaked->empty()) {
+        (*got)["secrets_redacted_in"] = *leaked;
+        for (const auto& p : *leaked)
+            m_report["secrets_redacted_in"].push_back("artifacts/" + p);
+        // The hashes must describe the files as written.
+        for (auto& f : (*got)["files"])
+            for (const auto& p : *leaked)
+                if (f["path"] == p) {
+                    std::ifstream in(m_out / "artifacts" / p, std::ios::binary);
+                    std::ostringstream ss;
+                    ss << in.rdbuf();
+                    f["sha256"] = util::sha256_hex(ss.str());
+                    f["size"] = ss.str().size();
+                }
+    }
+    for (const auto& f : (*got)["files"])
+        m_events.append("artifact.collected", f);
+    for (const auto& p : (*got)["missing"])
+        say("artifact " + p.get<std::string>() + ": nothing matched in /workspace");
+    m_report["artifacts"] = *got;
+    return {};
 }
 
 Result<void> Pipeline::collect_changes() {

@@ -72,6 +72,8 @@ const std::map<std::string, Case>& cases() {
         {"network/egress_network", {nullptr, nullptr}},
         // Standard defines none; the first layer that does tightens (test_policy_credentials).
         {"credentials", {json::object(), nullptr}},
+        {"artifacts/max_file_size", {"64m", "1g"}},
+        {"artifacts/max_total_size", {"256m", "4g"}},
         {"resources/memory/default", {nullptr, nullptr}},
         {"resources/memory/max", {"4g", "16g"}},
         {"resources/cpus/default", {nullptr, nullptr}},

@@ -1,0 +1,363 @@
+#include "audit/gate.hpp"
+
+#include "audit/dsse.hpp"
+#include "audit/events.hpp"
+#include "audit/verdict.hpp"
+#include "policy/patterns.hpp"
+#include "util/json_text.hpp"
+#include "util/read_limited.hpp"
+#include "util/sha256.hpp"
+
+#include <map>
+#include <set>
+
+namespace airlock::audit {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using util::ErrorKind;
+using util::make_error;
+using util::Result;
+
+namespace {
+
+constexpr std::size_t k_report_limit = 256u << 20;
+constexpr std::size_t k_envelope_limit = 256u << 20;
+constexpr std::size_t k_events_limit = 1024u << 20;
+constexpr std::size_t k_problems_shown = 5;
+
+const json& at(const json& j, std::initializer_list<const char*> path) {
+    static const json null;
+    const json* cur = &j;
+    for (const char* key : path) {
+        if (!cur->is_object() || !cur->contains(key)) return null;
+        cur = &(*cur)[key];
+    }
+    return *cur;
+}
+
+std::string text(const json& j) {
+    return j.is_string() ? j.get<std::string>() : j.dump();
+}
+
+GateCheck check(std::string id, CheckStatus status, std::string reason) {
+    return {std::move(id), status, std::move(reason)};
+}
+
+std::string joined(const std::vector<std::string>& problems) {
+    std::string s =
+        std::to_string(problems.size()) + (problems.size() == 1 ? " problem: " : " problems: ");
+    for (std::size_t i = 0; i < problems.size() && i < k_problems_shown; ++i)
+        s += (i ? "; " : "") + problems[i];
+    if (problems.size() > k_problems_shown) s += "; ...";
+    return s;
+}
+
+bool safe_name(const std::string& name) {
+    if (name.empty() || name.front() == '/') return false;
+    for (const auto& part : fs::path(name))
+        if (part.empty() || part == "." || part == "..") return false;
+    return true;
+}
+
+// (b) Every signed subject is there with the signed digest, and nothing else is.
+GateCheck subjects_check(const fs::path& out, const json& report, const Verified& v) {
+    std::vector<std::string> problems;
+    std::map<std::string, std::string> signed_files;
+    for (const auto& s : v.statement["subject"]) {
+        const json& name = at(s, {"name"});
+        const json& digest = at(s, {"digest", "sha256"});
+        if (!name.is_string() || !digest.is_string() || !safe_name(name.get<std::string>())) {
+            problems.push_back("a subject is malformed: " + s.dump());
+            continue;
+        }
+        if (!signed_files.emplace(name.get<std::string>(), digest.get<std::string>()).second)
+            problems.push_back(name.get<std::string>() + ": listed twice");
+    }
+    auto actual = output_subjects(out);
+    if (!actual) return check("subjects", CheckStatus::fail, actual.error().message);
+    std::set<std::string> present;
+    for (const auto& s : *actual) {
+        const std::string name = s["name"], digest = s["digest"]["sha256"];
+        present.insert(name);
+        auto it = signed_files.find(name);
+        if (it == signed_files.end())
+            problems.push_back(name + ": not in the signed statement (added after signing)");
+        else if (it->second != digest)
+            problems.push_back(name + ": sha256 " + digest + " differs from the signed " +
+                               it->second + " (changed after signing)");
+    }
+    for (const auto& [name, digest] : signed_files)
+        if (!present.count(name)) problems.push_back(name + ": signed but missing");
+    for (const char* key : {"run_id"})
+        if (at(v.statement, {"predicate", key}) != at(report, {key}))
+            problems.push_back(std::string("the signed predicate's ") + key +
+                               " is not report.json's");
+    if (!problems.empty()) return check("subjects", CheckStatus::fail, joined(problems));
+    return check("subjects", CheckStatus::pass,
+                 std::to_string(present.size()) + " files match the signed statement");
+}
+
+// (c) The hash chain holds and ends where report.json says.
+GateCheck events_check(const fs::path& out, const json& report) {
+    const fs::path path = out / "events.jsonl";
+    std::string body;
+    if (util::read_limited(path, k_events_limit, body) != util::ReadStatus::ok)
+        return check("events", CheckStatus::fail, path.string() + ": missing or unreadable");
+    auto n = verify_event_chain(path);
+    if (!n) return check("events", CheckStatus::fail, n.error().message);
+    if (!body.empty() && body.back() != '\n')
+        return check("events", CheckStatus::fail,
+                     path.string() + ": does not end with a newline (cut or appended to)");
+    std::string last;
+    if (!body.empty()) {
+        const std::size_t start = body.rfind('\n', body.size() - 2);
+        last = body.substr(start == std::string::npos ? 0 : start + 1);
+        if (!last.empty()) last.pop_back();
+    }
+    const std::string digest = last.empty() ? std::string() : util::sha256_hex(last);
+    const json& recorded = at(report, {"events", "last_digest"});
+    if (!recorded.is_string())
+        return check("events", CheckStatus::fail, "report.json has no events.last_digest");
+    if (recorded != digest)
+        return check("events", CheckStatus::fail,
+                     path.string() + ": the last line's sha256 " + digest +
+                         " is not report.json's events.last_digest " + text(recorded) +
+                         " (lines added, removed or edited)");
+    const json& count = at(report, {"events", "count"});
+    if (count.is_number_unsigned() && count.get<std::uint64_t>() != *n)
+        return check("events", CheckStatus::fail,
+                     path.string() + ": " + std::to_string(*n) + " lines, report.json says " +
+                         count.dump());
+    return check("events", CheckStatus::pass,
+                 std::to_string(*n) + " events, chain intact, last digest matches report.json");
+}
+
+// Without a signature: changes/manifest.json is report.json's changes.files, and every file
+// under changes/files is a listed change with the listed digest (or was rewritten to hide a
+// secret, secrets_redacted_in).
+GateCheck changes_check(const fs::path& out, const json& report) {
+    const json& listed = at(report, {"changes", "files"});
+    if (!listed.is_object())
+        return check("changes", CheckStatus::skip, "report.json records no changed files");
+    const fs::path manifest_path = out / "changes" / "manifest.json";
+    std::string body;
+    if (util::read_limited(manifest_path, k_report_limit, body) != util::ReadStatus::ok)
+        return check("changes", CheckStatus::fail,
+                     manifest_path.string() + ": missing or unreadable");
+    auto manifest = util::parse_json_text(body, manifest_path.string());
+    if (!manifest) return check("changes", CheckStatus::fail, manifest.error().message);
+    if (*manifest != listed)
+        return check("changes", CheckStatus::fail,
+                     manifest_path.string() + ": not the changes.files that report.json records");
+    std::map<std::string, std::string> expected;
+    for (const char* kind : {"added", "modified"})
+        for (const auto& f : at(listed, {kind}))
+            if (at(f, {"path"}).is_string() && at(f, {"sha256"}).is_string())
+                expected[f["path"].get<std::string>()] = f["sha256"].get<std::string>();
+    std::set<std::string> rewritten;
+    for (const auto& p : at(report, {"secrets_redacted_in"}))
+        if (p.is_string()) rewritten.insert(p.get<std::string>());
+    std::error_code ec;
+    if (!fs::exists(out / "changes" / "files", ec))
+        return check("changes", CheckStatus::pass, "no changed files were written");
+    auto present = output_subjects(out / "changes" / "files");
+    if (!present) return check("changes", CheckStatus::fail, present.error().message);
+    std::vector<std::string> problems;
+    for (const auto& s : *present) {
+        const std::string name = s["name"], digest = s["digest"]["sha256"];
+        auto it = expected.find(name);
+        if (it == expected.end())
+            problems.push_back("changes/files/" + name + ": not in the manifest");
+        else if (it->second != digest && !rewritten.count(name))
+            problems.push_back("changes/files/" + name + ": sha256 " + digest +
+                               " differs from the manifest's " + it->second);
+    }
+    if (!problems.empty()) return check("changes", CheckStatus::fail, joined(problems));
+    return check("changes", CheckStatus::pass,
+                 std::to_string(present->size()) +
+                     " changed files match changes/manifest.json and report.json");
+}
+
+// (d) Which policy the rules come from, and whether it is the run's.
+GateCheck policy_check(const GateOptions& o, const json& report, json& values) {
+    const json& recorded = at(report, {"policy", "sha256"});
+    if (o.policy) {
+        values = o.policy->values;
+        if (!recorded.is_string())
+            return check("policy", CheckStatus::fail,
+                         "report.json records no policy.sha256, so the run's policy cannot be "
+                         "compared with " +
+                             o.policy->source);
+        if (recorded != o.policy->sha256)
+            return check("policy", CheckStatus::fail,
+                         "the run's policy.sha256 " + text(recorded) + " is not " +
+                             o.policy->sha256 + " of " + o.policy->source +
+                             " (the run had another policy)");
+        return check("policy", CheckStatus::pass,
+                     "the run's policy is " + o.policy->source + " (sha256 " + o.policy->sha256 +
+                         ")");
+    }
+    values = at(report, {"policy", "values"});
+    if (!values.is_object())
+        return check("policy", CheckStatus::fail,
+                     "report.json records no policy.values; give --policy");
+    const std::string digest = util::sha256_hex(values.dump());
+    if (recorded != digest)
+        return check("policy", CheckStatus::fail,
+                     "report.json's policy.values hash to " + digest +
+                         ", not to its policy.sha256 " + text(recorded) +
+                         " (edited?); give --policy");
+    return check("policy", CheckStatus::skip,
+                 "no --policy: the rules below come from the policy recorded in report.json "
+                 "(sha256 " +
+                     digest + "); give --policy to hold the run to yours");
+}
+
+// (f) The image the run used is one the policy allows (as policy::enforce decides it).
+GateCheck image_check(const json& report, const json& values) {
+    const json& ref = at(report, {"image", "reference"});
+    if (!ref.is_string())
+        return check("image", CheckStatus::fail, "report.json has no image.reference");
+    const std::string image = ref.get<std::string>();
+    const json& allow = at(values, {"images", "allow"});
+    bool listed = allow.is_null();
+    std::string patterns;
+    for (const auto& p : allow)
+        if (p.is_string()) {
+            if (policy::prefix_match(p.get<std::string>(), image)) listed = true;
+            patterns += (patterns.empty() ? "" : ", ") + p.get<std::string>();
+        }
+    if (!listed)
+        return check("image", CheckStatus::fail,
+                     "\"" + image + "\" is not among images.allow (" + patterns + ")");
+    if (at(values, {"images", "require_digest"}) == true &&
+        image.find("@sha256:") == std::string::npos)
+        return check("image", CheckStatus::fail,
+                     "\"" + image + "\" is not pinned by digest (images.require_digest)");
+    return check("image", CheckStatus::pass,
+                 "\"" + image + "\" is allowed (" +
+                     (allow.is_null() ? std::string("images.allow is not set") : patterns) + ")");
+}
+
+} // namespace
+
+const char* to_string(CheckStatus s) {
+    switch (s) {
+    case CheckStatus::pass:
+        return "PASS";
+    case CheckStatus::fail:
+        return "FAIL";
+    case CheckStatus::skip:
+        return "SKIP";
+    }
+    return "FAIL";
+}
+
+bool GateResult::passed() const {
+    for (const auto& c : checks)
+        if (c.status == CheckStatus::fail) return false;
+    return true;
+}
+
+json GateResult::to_json() const {
+    json list = json::array();
+    for (const auto& c : checks) {
+        std::string status = audit::to_string(c.status);
+        for (auto& ch : status)
+            ch = static_cast<char>(ch - 'A' + 'a');
+        list.push_back({{"id", c.id}, {"status", status}, {"reason", c.reason}});
+    }
+    return {{"passed", passed()},
+            {"exit_code", passed() ? gate_exit::pass : gate_exit::fail},
+            {"signed_by", signed_by},
+            {"checks", list}};
+}
+
+std::string format_checks(const GateResult& result) {
+    std::string out;
+    for (const auto& c : result.checks)
+        out += std::string(to_string(c.status)) + "  " + c.id + ": " + c.reason + "\n";
+    return out;
+}
+
+Result<GateResult> run_gate(const GateOptions& o) {
+    std::error_code ec;
+    if (!fs::is_directory(o.out, ec))
+        return make_error(ErrorKind::not_found,
+                          o.out.string() + ": no such directory (give the output directory of a "
+                                           "run, its --out)");
+    const fs::path report_path = o.out / "report.json";
+    std::string body;
+    const auto status = util::read_limited(report_path, k_report_limit, body);
+    if (status != util::ReadStatus::ok)
+        return make_error(ErrorKind::invalid_input,
+                          report_path.string() +
+                              (status == util::ReadStatus::too_large
+                                   ? ": larger than 256 MiB"
+                                   : ": missing or unreadable (is this a run's --out directory? "
+                                     "a run that stopped before its report cannot be gated)"));
+    auto parsed = util::parse_json_text(body, report_path.string());
+    if (!parsed) return parsed.error();
+    const json& report = *parsed;
+    if (!report.is_object())
+        return make_error(ErrorKind::invalid_input,
+                          report_path.string() + ": not a JSON object (not an airlock report)");
+
+    GateResult r;
+    // (a) signature, (b) subjects
+    std::optional<Verified> verified;
+    if (!o.public_key) {
+        r.checks.push_back(check("signature", CheckStatus::skip,
+                                 "no --pubkey given: the signature is not checked"));
+        r.checks.push_back(
+            check("subjects", CheckStatus::skip,
+                  "no verified signature: file contents are not checked against it"));
+    } else {
+        const fs::path env_path = o.out / k_envelope_file;
+        std::string envelope;
+        const auto st = util::read_limited(env_path, k_envelope_limit, envelope);
+        if (st != util::ReadStatus::ok) {
+            r.checks.push_back(check("signature", CheckStatus::fail,
+                                     env_path.string() +
+                                         ": missing or unreadable (the run was not signed: give "
+                                         "`airlock run` --sign-key FILE)"));
+        } else if (auto v = verify_envelope(envelope, *o.public_key); !v) {
+            r.checks.push_back(check("signature", CheckStatus::fail,
+                                     env_path.string() + ": " + v.error().message));
+        } else {
+            verified = std::move(*v);
+            r.signed_by = verified->keyid;
+            r.checks.push_back(
+                check("signature", CheckStatus::pass,
+                      "verified with " + o.public_key_name + " (keyid " + verified->keyid + ")"));
+        }
+        if (verified)
+            r.checks.push_back(subjects_check(o.out, report, *verified));
+        else
+            r.checks.push_back(check("subjects", CheckStatus::skip,
+                                     "the envelope did not verify, so its subjects mean nothing"));
+    }
+    r.checks.push_back(events_check(o.out, report));
+    if (verified)
+        r.checks.push_back(check("changes", CheckStatus::skip, "covered by the signed subjects"));
+    else
+        r.checks.push_back(changes_check(o.out, report));
+    json values;
+    r.checks.push_back(policy_check(o, report, values));
+    r.checks.push_back(image_check(report, values));
+    // (e) the policy's gate rules
+    for (const auto& c : gate_checks(report, values, r.signed_by)) {
+        const std::string st = c.value("status", "");
+        const std::string message = c.value("message", "");
+        if (st == "not_enforced")
+            r.checks.push_back(check(c.value("id", ""), CheckStatus::skip,
+                                     "not enforced by the policy: " + message));
+        else
+            r.checks.push_back(check(
+                c.value("id", ""), st == "pass" ? CheckStatus::pass : CheckStatus::fail, message));
+    }
+    return r;
+}
+
+} // namespace airlock::audit

@@ -1,0 +1,96 @@
+// The signed run and the merge gate, end to end: keygen, a signed run with every rendering, the
+// gate passing, one flipped byte in any file failing it, and a protected change failing it.
+#include "harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+using namespace airlock;
+using namespace airlock::test;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+void flip_one_byte(const fs::path& p) {
+    std::string s = read_file(p);
+    if (s.empty()) {
+        s = "x"; // an empty log gains its first byte
+    } else {
+        // A byte in the middle, changed to another printable one, so JSON files stay JSON mostly.
+        char& c = s[s.size() / 2];
+        c = c == 'a' ? 'b' : 'a';
+    }
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
+}
+
+} // namespace
+
+TEST_CASE("gate: a signed run passes; one flipped byte in any file fails it",
+          "[integration][gate]") {
+    REQUIRE_ENGINE();
+    TempDir keys, ws, out;
+    auto kg = run_airlock({"keygen", "--out", (keys.path() / "ci").string()});
+    INFO(kg.err);
+    REQUIRE(kg.exit_code == 0);
+    write_file(ws.path() / "a.txt", "one\n");
+    const fs::path dir = out.path() / "run";
+    auto p = run_airlock(run_args(
+        ws.path(), dir, {"--sign-key", (keys.path() / "ci.key").string(), "--artifact", "a.txt"},
+        {"sh", "-c", "echo two > a.txt; echo done"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    for (const char* f :
+         {"report.json", "events.jsonl", "logs/stdout.log", "logs/stderr.log",
+          "changes/manifest.json", "changes/files/a.txt", "artifacts/a.txt", "summary.md",
+          "report.sarif", "junit.xml", "codequality.json", "report.dsse.json"}) {
+        INFO(f);
+        CHECK(fs::exists(dir / f));
+    }
+    const json report = read_report(dir);
+    CHECK(report["verdict"]["passed"] == true);
+    const std::vector<std::string> gate = {"gate",     dir.string(),
+                                           "--policy", "standard",
+                                           "--pubkey", (keys.path() / "ci.pub").string()};
+    auto pass = run_airlock(gate);
+    INFO(pass.out << pass.err);
+    CHECK(pass.exit_code == 0);
+
+    // Every file but the envelope, one at a time in a fresh copy.
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+        if (!e.is_regular_file() || e.path().filename() == "report.dsse.json") continue;
+        const fs::path rel = fs::relative(e.path(), dir);
+        TempDir copy;
+        fs::copy(dir, copy.path() / "run", fs::copy_options::recursive);
+        flip_one_byte(copy.path() / "run" / rel);
+        std::vector<std::string> args = gate;
+        args[1] = (copy.path() / "run").string();
+        auto failed = run_airlock(args);
+        INFO(rel << ": " << failed.out << failed.err);
+        CHECK(failed.exit_code != 0);
+    }
+    // Without the key the gate cannot check the signature: standard fails on "unsigned".
+    auto unsigned_gate = run_airlock({"gate", dir.string(), "--policy", "standard"});
+    CHECK(unsigned_gate.exit_code == 1);
+    require_nothing_left(p);
+}
+
+TEST_CASE("gate: a task that changed a protected path fails the gate", "[integration][gate]") {
+    REQUIRE_ENGINE();
+    TempDir keys, ws, out;
+    REQUIRE(run_airlock({"keygen", "--out", (keys.path() / "ci").string()}).exit_code == 0);
+    write_file(ws.path() / ".github/workflows/ci.yml", "on: push\n");
+    const fs::path dir = out.path() / "run";
+    auto p = run_airlock(
+        run_args(ws.path(), dir, {"--sign-key", (keys.path() / "ci.key").string()},
+                 {"sh", "-c", "echo 'on: pull_request_target' > .github/workflows/ci.yml"}));
+    CHECK(p.exit_code == 126);
+    auto g = run_airlock({"gate", dir.string(), "--policy", "standard", "--pubkey",
+                          (keys.path() / "ci.pub").string()});
+    INFO(g.out << g.err);
+    CHECK(g.exit_code == 1);
+    CHECK_THAT(g.out, Catch::Contains("FAIL  protected-change"));
+    CHECK_THAT(g.out, Catch::Contains("PASS  signature"));
+    require_nothing_left(p);
+}
