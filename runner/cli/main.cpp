@@ -24,6 +24,7 @@ const char* k_usage =
     "  clean [--run ID]                     remove what killed runs left on the engine\n"
     "  doctor                               check the engine and this machine\n"
     "  report OUT [--format F]              render OUT/report.json: md, sarif, junit, ...\n"
+    "  apply OUT [--workspace DIR]          apply a run's changes when its gate passes\n"
     "  version                              print the version\n"
     "\n"
     "`airlock <command> --help` tells more. Docs: README.md, docs/.\n";
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
         if (cmd == "clean") return clean_command(argc - 1, argv + 1);
         if (cmd == "doctor") return doctor_command(argc - 1, argv + 1);
         if (cmd == "report") return report_command(argc - 1, argv + 1);
+        if (cmd == "apply") return apply_command(argc - 1, argv + 1);
         if (cmd == "version" || cmd == "--version") {
             std::printf("airlock %s\n", AIRLOCK_VERSION);
             return 0;

@@ -12,6 +12,7 @@ int policy_command(int argc, char** argv);
 int gate_command(int argc, char** argv);
 int keygen_command(int argc, char** argv);
 int report_command(int argc, char** argv);
+int apply_command(int argc, char** argv);
 
 // airlock's own messages go to stderr as "airlock: ..." lines.
 void say(const char* fmt_text);

@@ -13,6 +13,7 @@
 #include "sandbox/cis.hpp"
 #include "sandbox/classify.hpp"
 #include "sandbox/copy.hpp"
+#include "sandbox/patch.hpp"
 #include "sandbox/resources.hpp"
 #include "sandbox/spec.hpp"
 #include "sandbox/workspace.hpp"
@@ -674,6 +675,21 @@ Result<void> Pipeline::collect_changes() {
         {"deleted", changes.deleted.size()},  {"bytes", changes.bytes_added_or_modified},
         {"skipped", changes.skipped},         {"files", cj},
         {"manifest", "changes/manifest.json"}};
+    // The patch (volume mode: the checkout still holds the originals).
+    if (m_opts.workspace_mode == config::WorkspaceMode::volume && !changes.empty()) {
+        auto patch = write_changes_patch(m_workspace, cj, m_out / "changes" / "files",
+                                         m_out / "changes.patch");
+        if (!patch) return patch.error();
+        if (patch->value("written", false)) {
+            // Originals come from the checkout: a secret value there is redacted too.
+            if (auto r = audit::redact_file(m_out / "changes.patch", m_redactor); r && *r)
+                (*patch)["note"] = "a secret was replaced by *** in the patch, which may then not "
+                                   "apply as it is";
+        } else {
+            say("changes.patch not written: " + patch->value("reason", ""));
+        }
+        m_report["changes"]["patch"] = *patch;
+    }
     return protected_result;
 }
 

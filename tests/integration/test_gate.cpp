@@ -94,3 +94,57 @@ TEST_CASE("gate: a task that changed a protected path fails the gate", "[integra
     CHECK_THAT(g.out, Catch::Contains("PASS  signature"));
     require_nothing_left(p);
 }
+
+TEST_CASE("apply: the patch applies to the original tree, only past a passing gate or with "
+          "--force (recorded)",
+          "[integration][gate]") {
+    REQUIRE_ENGINE();
+    TempDir keys, ws, pristine, out;
+    REQUIRE(run_airlock({"keygen", "--out", (keys.path() / "ci").string()}).exit_code == 0);
+    for (const auto& root : {ws.path(), pristine.path()}) {
+        write_file(root / "a.txt", "one\n");
+        write_file(root / "del.txt", "bye\n");
+        write_file(root / "bin.dat", std::string("\x00\x01\x02\xff", 4));
+    }
+    const fs::path dir = out.path() / "run";
+    auto p =
+        run_airlock(run_args(ws.path(), dir, {"--sign-key", (keys.path() / "ci.key").string()},
+                             {"sh", "-c",
+                              "echo two > a.txt; rm del.txt; mkdir -p sub; echo new > sub/new.txt; "
+                              "printf '\\003\\004\\377\\000' > bin.dat"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    const json report = read_report(dir);
+    REQUIRE(report["changes"]["patch"]["written"] == true);
+    CHECK(report["changes"]["patch"]["files"] == 3);
+    // git itself accepts the patch on the original tree.
+    const std::string check = "cd '" + pristine.path().string() + "' && git apply --check '" +
+                              (dir / "changes.patch").string() + "'";
+    CHECK(std::system(check.c_str()) == 0);
+
+    // No key: standard's "unsigned" rule fails the gate, and apply refuses.
+    auto refused = run_airlock(
+        {"apply", dir.string(), "--workspace", pristine.path().string(), "--policy", "standard"});
+    CHECK(refused.exit_code == 1);
+    CHECK(read_file(pristine.path() / "a.txt") == "one\n");
+
+    auto applied = run_airlock({"apply", dir.string(), "--policy", "standard", "--pubkey",
+                                (keys.path() / "ci.pub").string()});
+    INFO(applied.err);
+    CHECK(applied.exit_code == 0);
+    CHECK(read_file(ws.path() / "a.txt") == "two\n");
+    CHECK(read_file(ws.path() / "sub/new.txt") == "new\n");
+    CHECK_FALSE(fs::exists(ws.path() / "del.txt"));
+    CHECK(read_file(ws.path() / "bin.dat") == std::string("\x03\x04\xff\x00", 4));
+
+    auto forced = run_airlock({"apply", dir.string(), "--workspace", pristine.path().string(),
+                               "--policy", "standard", "--force"});
+    INFO(forced.err);
+    CHECK(forced.exit_code == 0);
+    CHECK(read_file(pristine.path() / "a.txt") == "two\n");
+    const json record = json::parse(read_file(pristine.path() / ".airlock/applied.jsonl"));
+    CHECK(record["forced"] == true);
+    CHECK(record["gate_passed"] == false);
+    CHECK(record["run_id"] == report["run_id"]);
+    require_nothing_left(p);
+}
