@@ -148,3 +148,37 @@ TEST_CASE("apply: the patch applies to the original tree, only past a passing ga
     CHECK(record["run_id"] == report["run_id"]);
     require_nothing_left(p);
 }
+
+TEST_CASE("github: task output cannot issue workflow commands; the summary and annotations are "
+          "written",
+          "[integration][gate]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out, gh;
+    write_file(ws.path() / ".github/workflows/ci.yml", "on: push\n");
+    const fs::path summary = gh.path() / "summary.md";
+    ProcOptions opts;
+    opts.env = {"GITHUB_ACTIONS=true", "GITHUB_STEP_SUMMARY=" + summary.string()};
+    // Not --quiet: the task's output is echoed, and carries a workflow command.
+    auto p = run_airlock({"run", "--pull", "never", "--workspace", ws.path().string(), "--out",
+                          (out.path() / "run").string(), "--", "sh", "-c",
+                          "echo '::error::injected by the task'; echo x > "
+                          ".github/workflows/ci.yml"},
+                         opts);
+    INFO(p.out << p.err);
+    CHECK(p.exit_code == 126);
+    const auto start = p.out.find("::stop-commands::");
+    REQUIRE(start != std::string::npos);
+    const std::string token = p.out.substr(start + 17, 32);
+    CHECK(token.find_first_not_of("0123456789abcdef") == std::string::npos);
+    const auto injected = p.out.find("::error::injected by the task");
+    const auto resume = p.out.find("::" + token + "::");
+    REQUIRE(injected != std::string::npos);
+    REQUIRE(resume != std::string::npos);
+    CHECK(start < injected);
+    CHECK(injected < resume);
+    // After commands resume: the violations as annotations.
+    CHECK(p.out.find("::error file=.github/workflows/ci.yml", resume) != std::string::npos);
+    const std::string md = read_file(summary);
+    CHECK_THAT(md, Catch::Contains(read_report(out.path() / "run")["run_id"].get<std::string>()));
+    require_nothing_left(p);
+}
