@@ -1,5 +1,7 @@
 #include "audit/gate.hpp"
 
+#include "util/json_text.hpp"
+
 #include "audit/dsse.hpp"
 #include "audit/events.hpp"
 #include "audit/verdict.hpp"
@@ -21,20 +23,14 @@ using util::Result;
 
 namespace {
 
+const json& at(const json& j, std::initializer_list<const char*> path) {
+    return util::json_at(j, path);
+}
+
 constexpr std::size_t k_report_limit = 256u << 20;
 constexpr std::size_t k_envelope_limit = 256u << 20;
 constexpr std::size_t k_events_limit = 1024u << 20;
 constexpr std::size_t k_problems_shown = 5;
-
-const json& at(const json& j, std::initializer_list<const char*> path) {
-    static const json null;
-    const json* cur = &j;
-    for (const char* key : path) {
-        if (!cur->is_object() || !cur->contains(key)) return null;
-        cur = &(*cur)[key];
-    }
-    return *cur;
-}
 
 std::string text(const json& j) {
     return j.is_string() ? j.get<std::string>() : j.dump();

@@ -1,6 +1,8 @@
 // Helpers shared by the renderers (render_*.cpp); not part of the audit interface.
 #pragma once
 
+#include "util/json_text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <initializer_list>
@@ -10,15 +12,7 @@ namespace airlock::audit::detail {
 
 // The value at a key path, or null when any step is missing or not an object.
 inline const nlohmann::json& at(const nlohmann::json& j, std::initializer_list<const char*> path) {
-    static const nlohmann::json null;
-    const nlohmann::json* cur = &j;
-    for (const char* key : path) {
-        if (!cur->is_object()) return null;
-        auto it = cur->find(key);
-        if (it == cur->end()) return null;
-        cur = &*it;
-    }
-    return *cur;
+    return util::json_at(j, path);
 }
 
 // A string as is, null as "", anything else as compact JSON (invalid UTF-8 replaced).

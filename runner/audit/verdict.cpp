@@ -1,5 +1,7 @@
 #include "audit/verdict.hpp"
 
+#include "util/json_text.hpp"
+
 #include <algorithm>
 #include <optional>
 
@@ -10,13 +12,7 @@ using nlohmann::json;
 namespace {
 
 const json& at(const json& j, std::initializer_list<const char*> path) {
-    static const json null;
-    const json* cur = &j;
-    for (const char* key : path) {
-        if (!cur->is_object() || !cur->contains(key)) return null;
-        cur = &(*cur)[key];
-    }
-    return *cur;
+    return util::json_at(j, path);
 }
 
 std::string text(const json& j) {

@@ -1,10 +1,9 @@
 // `airlock apply OUT [--workspace DIR] [--pubkey FILE] [--policy P]... [--force]`: applies a
 // run's changes.patch to the checkout, only when the gate passes (or --force, recorded).
-#include "audit/dsse.hpp"
 #include "audit/gate.hpp"
 #include "audit/report.hpp"
+#include "cli/gate_options.hpp"
 #include "cli/main.hpp"
-#include "policy/policy.hpp"
 #include "sandbox/patch.hpp"
 #include "util/read_limited.hpp"
 
@@ -50,22 +49,14 @@ int apply_command(int argc, char** argv) {
     }
     if (res.count("out") != 1 || res["out"].as<std::vector<std::string>>().size() != 1)
         return unusable("give exactly one output directory: airlock apply OUT [--workspace DIR]");
-    audit::GateOptions options;
-    options.out = res["out"].as<std::vector<std::string>>().front();
-    if (res.count("policy")) {
-        auto p = policy::load(res["policy"].as<std::vector<std::string>>());
-        if (!p) return unusable(p.error().message);
-        options.policy = audit::GatePolicy{"policy " + p->describe(), policy::to_json(*p)["values"],
-                                           policy::digest(*p)};
-    }
-    if (res.count("pubkey")) {
-        const std::string file = res["pubkey"].as<std::string>();
-        std::string pem;
-        if (util::read_limited(file, 64 * 1024, pem) != util::ReadStatus::ok)
-            return unusable(file + ": cannot read the public key");
-        options.public_key = pem;
-        options.public_key_name = file;
-    }
+    auto parsed = gate_options(res["out"].as<std::vector<std::string>>().front(),
+                               res.count("policy") ? res["policy"].as<std::vector<std::string>>()
+                                                   : std::vector<std::string>{},
+                               res.count("pubkey")
+                                   ? std::optional<std::string>(res["pubkey"].as<std::string>())
+                                   : std::nullopt);
+    if (!parsed) return unusable(parsed.error().message);
+    const audit::GateOptions& options = *parsed;
     auto gate = audit::run_gate(options);
     if (!gate) return unusable(gate.error().message);
     std::string report_text;

@@ -1,9 +1,7 @@
 // `airlock gate OUT [--policy P]... [--pubkey FILE] [--json]`: may this run's result be merged?
-#include "audit/dsse.hpp"
 #include "audit/gate.hpp"
+#include "cli/gate_options.hpp"
 #include "cli/main.hpp"
-#include "policy/policy.hpp"
-#include "util/read_limited.hpp"
 
 #include <cxxopts.hpp>
 
@@ -12,8 +10,6 @@
 namespace airlock::cli {
 
 namespace {
-
-constexpr std::size_t k_key_limit = 64 * 1024;
 
 int unusable(const std::string& message) {
     std::fprintf(stderr, "airlock gate: %s\n", message.c_str());
@@ -49,25 +45,14 @@ int gate_command(int argc, char** argv) {
         return unusable("give exactly one output directory: airlock gate OUT [--policy P]... "
                         "[--pubkey FILE] [--json]");
 
-    audit::GateOptions options;
-    options.out = res["out"].as<std::vector<std::string>>().front();
-    if (res.count("policy")) {
-        auto p = policy::load(res["policy"].as<std::vector<std::string>>());
-        if (!p) return unusable(p.error().message + " (check it with `airlock policy lint`)");
-        options.policy = audit::GatePolicy{"policy " + p->describe(), policy::to_json(*p)["values"],
-                                           policy::digest(*p)};
-    }
-    if (res.count("pubkey")) {
-        const std::string file = res["pubkey"].as<std::string>();
-        std::string pem;
-        if (util::read_limited(file, k_key_limit, pem) != util::ReadStatus::ok)
-            return unusable(file + ": cannot read the public key (give the PREFIX.pub that "
-                                   "`airlock keygen` wrote)");
-        if (auto id = audit::public_key_id(pem, file); !id) return unusable(id.error().message);
-        options.public_key = pem;
-        options.public_key_name = file;
-    }
-    auto r = audit::run_gate(options);
+    auto options = gate_options(res["out"].as<std::vector<std::string>>().front(),
+                                res.count("policy") ? res["policy"].as<std::vector<std::string>>()
+                                                    : std::vector<std::string>{},
+                                res.count("pubkey")
+                                    ? std::optional<std::string>(res["pubkey"].as<std::string>())
+                                    : std::nullopt);
+    if (!options) return unusable(options.error().message);
+    auto r = audit::run_gate(*options);
     if (!r) return unusable(r.error().message);
     const bool passed = r->passed();
     if (res.count("json")) {

@@ -1,5 +1,7 @@
 #include "telemetry/otlp.hpp"
 
+#include "util/json_text.hpp"
+
 #include "util/units.hpp"
 
 #include <curl/curl.h>
@@ -14,6 +16,10 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+const json& at(const json& j, std::initializer_list<const char*> path) {
+    return util::json_at(j, path);
+}
 
 std::string random_hex(std::size_t bytes) {
     std::vector<unsigned char> b(bytes);
@@ -66,16 +72,6 @@ json attr(const std::string& key, const json& v) {
     else
         value = {{"stringValue", v.dump()}};
     return {{"key", key}, {"value", value}};
-}
-
-const json& at(const json& j, std::initializer_list<const char*> path) {
-    static const json null;
-    const json* cur = &j;
-    for (const char* k : path) {
-        if (!cur->is_object() || !cur->contains(k)) return null;
-        cur = &(*cur)[k];
-    }
-    return *cur;
 }
 
 json resource(const std::string& service_name) {

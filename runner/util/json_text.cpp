@@ -57,4 +57,16 @@ Result<nlohmann::json> parse_json_text(std::string_view text, const std::string&
     return j;
 }
 
+const nlohmann::json& json_at(const nlohmann::json& j, std::initializer_list<const char*> path) {
+    static const nlohmann::json null;
+    const nlohmann::json* cur = &j;
+    for (const char* key : path) {
+        if (!cur->is_object()) return null;
+        auto it = cur->find(key);
+        if (it == cur->end()) return null;
+        cur = &*it;
+    }
+    return *cur;
+}
+
 } // namespace airlock::util
