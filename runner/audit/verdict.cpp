@@ -1,6 +1,7 @@
 #include "audit/verdict.hpp"
 
 #include "util/json_text.hpp"
+#include "util/units.hpp"
 
 #include <algorithm>
 #include <optional>
@@ -158,6 +159,34 @@ json gate_checks(const json& report, const json& policy_values, const std::strin
         files["message"] = std::to_string(changed) + " changed files (no limit)";
     }
     checks.push_back(files);
+
+    // gate.max_patch_bytes: the size of changes.patch (policy values show sizes as "10m").
+    const json& max_patch = at(gate, {"max_patch_bytes"});
+    std::optional<std::uint64_t> patch_limit;
+    if (max_patch.is_number_integer() && max_patch.get<std::int64_t>() >= 0)
+        patch_limit = max_patch.get<std::uint64_t>();
+    if (max_patch.is_string())
+        if (auto r = util::parse_size(max_patch.get<std::string>(), "gate.max_patch_bytes"); r)
+            patch_limit = *r;
+    const json& patch_bytes = at(report, {"changes", "patch", "bytes"});
+    const std::uint64_t bytes =
+        patch_bytes.is_number_integer() && patch_bytes.get<std::int64_t>() >= 0
+            ? patch_bytes.get<std::uint64_t>()
+            : 0;
+    json patch = {{"id", "max-patch-bytes"}, {"title", "gate.max_patch_bytes"}};
+    if (patch_limit) {
+        const bool over = bytes > *patch_limit;
+        patch["status"] = over ? "fail" : "pass";
+        patch["message"] =
+            "changes.patch is " + std::to_string(bytes) + " bytes" +
+            (over ? " (more than " : " (at most ") +
+            (max_patch.is_string() ? max_patch.get<std::string>() : std::to_string(*patch_limit)) +
+            ")";
+    } else {
+        patch["status"] = "not_enforced";
+        patch["message"] = "changes.patch is " + std::to_string(bytes) + " bytes (no limit)";
+    }
+    checks.push_back(patch);
     return checks;
 }
 

@@ -69,6 +69,7 @@ const std::vector<FieldSpec>& field_specs() {
          {}},
         {"gate/max_changed_files", Kind::count_max, {}, {}},
         {"gate/require_signature", Kind::true_is_tight, {}, {}},
+        {"gate/max_patch_bytes", Kind::size_max, {}, {}},
     };
     return specs;
 }
@@ -132,6 +133,7 @@ Policy builtin() {
     set("gate/fail_on", json::array());
     set("gate/max_changed_files", none);
     set("gate/require_signature", false);
+    set("gate/max_patch_bytes", none);
     p.layers.push_back({"built-in", "built-in", ""});
     return p;
 }

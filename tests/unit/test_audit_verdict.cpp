@@ -138,3 +138,21 @@ TEST_CASE("the CI context comes from GitHub's or GitLab's variables, or is null"
     CHECK(gl["repository"] == "g/p");
     CHECK(gl["actor"].is_null());
 }
+
+TEST_CASE("gate.max_patch_bytes limits the size of changes.patch", "[verdict]") {
+    json r = success_report();
+    r["changes"]["patch"] = {{"written", true}, {"bytes", 2048}};
+    json policy = gate({});
+    policy["gate"]["max_patch_bytes"] = "1k";
+    json checks = audit::gate_checks(r, policy, "");
+    CHECK(check(checks, "max-patch-bytes")["status"] == "fail");
+    CHECK(check(checks, "max-patch-bytes")["message"] ==
+          "changes.patch is 2048 bytes (more than 1k)");
+    policy["gate"]["max_patch_bytes"] = 4096;
+    checks = audit::gate_checks(r, policy, "");
+    CHECK(check(checks, "max-patch-bytes")["status"] == "pass");
+    CHECK(check(checks, "max-patch-bytes")["message"] ==
+          "changes.patch is 2048 bytes (at most 4096)");
+    CHECK(check(audit::gate_checks(r, gate({}), ""), "max-patch-bytes")["status"] ==
+          "not_enforced");
+}

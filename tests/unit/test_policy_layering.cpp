@@ -107,6 +107,7 @@ const std::map<std::string, Case>& cases() {
           json::array({"task-failed"})}},
         {"gate/max_changed_files", {10, 1000}},
         {"gate/require_signature", {nullptr, false}},
+        {"gate/max_patch_bytes", {"1m", "100m"}},
     };
     return c;
 }
