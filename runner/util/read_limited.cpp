@@ -1,5 +1,6 @@
 #include "util/read_limited.hpp"
 
+#include <algorithm>
 #include <fstream>
 
 namespace airlock::util {
@@ -9,10 +10,18 @@ ReadStatus read_limited(const std::filesystem::path& path, std::size_t limit, st
     if (std::filesystem::is_directory(path, ec)) return ReadStatus::unreadable;
     std::ifstream in(path, std::ios::binary);
     if (!in) return ReadStatus::unreadable;
-    out.assign(limit + 1, '\0');
-    in.read(out.data(), static_cast<std::streamsize>(out.size()));
-    if (in.bad()) return ReadStatus::unreadable;
-    out.resize(static_cast<std::size_t>(in.gcount()));
+    // Memory follows the file, not the limit: reports may be allowed hundreds of MiB and are
+    // usually a few KiB. One byte past the limit tells "too large".
+    out.clear();
+    char buf[65536];
+    while (out.size() <= limit) {
+        const std::size_t want = std::min(sizeof buf, limit + 1 - out.size());
+        in.read(buf, static_cast<std::streamsize>(want));
+        if (in.bad()) return ReadStatus::unreadable;
+        const auto got = static_cast<std::size_t>(in.gcount());
+        out.append(buf, got);
+        if (got < want) break;
+    }
     return out.size() > limit ? ReadStatus::too_large : ReadStatus::ok;
 }
 
