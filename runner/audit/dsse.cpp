@@ -123,16 +123,9 @@ Result<void> write_new(const fs::path& path, const std::string& text, mode_t mod
 }
 
 Result<std::string> hash_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error(ErrorKind::io, path.string() + ": cannot be read");
-    util::Sha256 h;
-    char buf[65536];
-    while (in) {
-        in.read(buf, sizeof buf);
-        if (in.gcount() > 0) h.update(buf, static_cast<std::size_t>(in.gcount()));
-    }
-    if (in.bad()) return make_error(ErrorKind::io, path.string() + ": read error");
-    return h.hex_digest();
+    auto d = util::sha256_file(path);
+    if (!d) return make_error(ErrorKind::io, path.string() + ": cannot be read");
+    return d->sha256;
 }
 
 const json& at(const json& j, const char* a, const char* b) {

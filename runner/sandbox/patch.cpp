@@ -8,9 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
 #include <spawn.h>
-#include <sstream>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,13 +151,10 @@ Result<json> write_changes_patch(const fs::path& workspace, const json& manifest
     if (rc != 0 && rc != 1)
         return make_error(ErrorKind::io, "git diff failed (exit " + std::to_string(rc) +
                                              ") while writing " + patch.string());
-    std::ifstream in(patch, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
-    return json{{"written", true},      {"path", "changes.patch"},
-                {"bytes", text.size()}, {"sha256", util::sha256_hex(text)},
-                {"files", files},       {"left_out", left_out}};
+    const auto digest = util::sha256_file(patch);
+    if (!digest) return make_error(ErrorKind::io, patch.string() + ": cannot be read back");
+    return json{{"written", true},          {"path", "changes.patch"}, {"bytes", digest->size},
+                {"sha256", digest->sha256}, {"files", files},          {"left_out", left_out}};
 }
 
 Result<void> apply_changes_patch(const fs::path& workspace, const fs::path& patch) {

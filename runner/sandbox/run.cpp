@@ -29,7 +29,6 @@
 #include <memory>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include <fcntl.h>
@@ -609,13 +608,11 @@ Result<void> Pipeline::collect_artifacts_step() {
         // The hashes must describe the files as written.
         for (auto& f : (*got)["files"])
             for (const auto& p : *leaked)
-                if (f["path"] == p) {
-                    std::ifstream in(m_out / "artifacts" / p, std::ios::binary);
-                    std::ostringstream ss;
-                    ss << in.rdbuf();
-                    f["sha256"] = util::sha256_hex(ss.str());
-                    f["size"] = ss.str().size();
-                }
+                if (f["path"] == p)
+                    if (auto d = util::sha256_file(m_out / "artifacts" / p)) {
+                        f["sha256"] = d->sha256;
+                        f["size"] = d->size;
+                    }
     }
     for (const auto& f : (*got)["files"])
         m_events.append("artifact.collected", f);
@@ -682,9 +679,15 @@ Result<void> Pipeline::collect_changes() {
         if (!patch) return patch.error();
         if (patch->value("written", false)) {
             // Originals come from the checkout: a secret value there is redacted too.
-            if (auto r = audit::redact_file(m_out / "changes.patch", m_redactor); r && *r)
+            if (auto r = audit::redact_file(m_out / "changes.patch", m_redactor); r && *r) {
                 (*patch)["note"] = "a secret was replaced by *** in the patch, which may then not "
                                    "apply as it is";
+                // The digest describes the file as written.
+                if (auto d = util::sha256_file(m_out / "changes.patch")) {
+                    (*patch)["sha256"] = d->sha256;
+                    (*patch)["bytes"] = d->size;
+                }
+            }
         } else {
             say("changes.patch not written: " + patch->value("reason", ""));
         }

@@ -1,5 +1,7 @@
 #include "util/sha256.hpp"
 
+#include <fstream>
+
 #include <openssl/evp.h>
 
 #include <stdexcept>
@@ -46,6 +48,23 @@ std::string sha256_hex(std::string_view data) {
     Sha256 h;
     h.update(data);
     return h.hex_digest();
+}
+
+std::optional<FileDigest> sha256_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    Sha256 h;
+    FileDigest d;
+    char buf[65536];
+    while (in) {
+        in.read(buf, sizeof buf);
+        const auto n = static_cast<std::size_t>(in.gcount());
+        h.update(buf, n);
+        d.size += n;
+    }
+    if (in.bad()) return std::nullopt;
+    d.sha256 = h.hex_digest();
+    return d;
 }
 
 } // namespace airlock::util

@@ -2,7 +2,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,5 +31,13 @@ private:
 };
 
 std::string sha256_hex(std::string_view data);
+
+// A file's SHA-256 (hex) and size, read in 64 KiB pieces (memory does not follow the file);
+// nullopt when it cannot be read.
+struct FileDigest {
+    std::string sha256;
+    std::uint64_t size = 0;
+};
+std::optional<FileDigest> sha256_file(const std::filesystem::path& path);
 
 } // namespace airlock::util
