@@ -34,7 +34,7 @@ JOBS=${AIRLOCK_JOBS:-2}
 
 PACKAGES=(build-essential cmake pkg-config git libcurl4-openssl-dev nlohmann-json3-dev
   libcxxopts-dev libspdlog-dev catch2 libarchive-dev libssl-dev libxml2-dev docker.io debootstrap
-  ca-certificates iproute2 procps socat openssl)
+  ca-certificates iproute2 procps socat openssl jq)
 
 step() { printf '==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
@@ -82,6 +82,15 @@ need() {
 step_deps() {
   step "deps: Debian packages"
   local missing=() p st
+  # A machine with another Docker engine (docker-ce on GitHub's runners) keeps it: docker.io
+  # would conflict with it. (A docker client alone does not count: the engine is what we need.)
+  if command -v dockerd >/dev/null 2>&1 &&
+    [ "$(dpkg-query -W -f='${db:Status-Status}' docker.io 2>/dev/null || true)" != installed ]; then
+    info "a Docker engine is already installed ($(command -v dockerd)); not installing docker.io"
+    local keep=()
+    for p in "${PACKAGES[@]}"; do [ "$p" = docker.io ] || keep+=("$p"); done
+    PACKAGES=("${keep[@]}")
+  fi
   for p in "${PACKAGES[@]}"; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$st" = installed ] || missing+=("$p")

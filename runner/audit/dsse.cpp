@@ -271,12 +271,53 @@ json run_statement(const json& report, const json& subjects) {
 
 Result<std::string> make_envelope(std::string_view statement_bytes, std::string_view private_pem,
                                   const std::string& name) {
-    auto sig = sign_bytes(private_pem, name, pae(k_dsse_payload_type, statement_bytes));
+    return make_typed_envelope(k_dsse_payload_type, statement_bytes, private_pem, name);
+}
+
+Result<std::string> make_typed_envelope(std::string_view payload_type, std::string_view payload,
+                                        std::string_view private_pem, const std::string& name) {
+    auto sig = sign_bytes(private_pem, name, pae(payload_type, payload));
     if (!sig) return sig.error();
-    json envelope = {{"payloadType", k_dsse_payload_type},
-                     {"payload", base64_encode(statement_bytes)},
+    json envelope = {{"payloadType", payload_type},
+                     {"payload", base64_encode(payload)},
                      {"signatures", {{{"keyid", sig->keyid}, {"sig", base64_encode(sig->sig)}}}}};
     return envelope.dump();
+}
+
+Result<OpenedEnvelope> open_envelope(std::string_view envelope_text) {
+    const auto bad = [](const std::string& why) {
+        return make_error(ErrorKind::invalid_input, "the envelope " + why);
+    };
+    const json env = json::parse(envelope_text, nullptr, false);
+    if (env.is_discarded() || !env.is_object()) return bad("is not a JSON object");
+    if (!env.contains("payloadType") || !env["payloadType"].is_string())
+        return bad("has no payloadType");
+    if (!env.contains("payload") || !env["payload"].is_string())
+        return bad("has no payload string");
+    auto payload = base64_decode(env["payload"].get<std::string>());
+    if (!payload) return bad("payload is not base64");
+    if (!env.contains("signatures") || !env["signatures"].is_array() || env["signatures"].empty())
+        return bad("has no signatures");
+    OpenedEnvelope out{env["payloadType"].get<std::string>(), std::move(*payload), {}};
+    for (const auto& s : env["signatures"])
+        if (s.is_object() && s.contains("keyid") && s["keyid"].is_string())
+            out.keyids.push_back(s["keyid"].get<std::string>());
+    return out;
+}
+
+bool envelope_verifies(std::string_view envelope_text, std::string_view public_pem) {
+    auto key = read_public(public_pem, "the public key");
+    if (!key) return false;
+    const json env = json::parse(envelope_text, nullptr, false);
+    auto opened = open_envelope(envelope_text);
+    if (!opened) return false;
+    const std::string message = pae(opened->payload_type, opened->payload);
+    for (const auto& s : env["signatures"]) {
+        if (!s.is_object() || !s.contains("sig") || !s["sig"].is_string()) continue;
+        const auto sig = base64_decode(s["sig"].get<std::string>());
+        if (sig && ed25519_verify(key->get(), message, *sig)) return true;
+    }
+    return false;
 }
 
 Result<void> sign_run(const fs::path& out, const fs::path& key) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace airlock::audit {
 
@@ -57,6 +58,22 @@ nlohmann::json run_statement(const nlohmann::json& report, const nlohmann::json&
 // The envelope JSON (one line) around `statement_bytes`, signed with the key in `private_pem`.
 util::Result<std::string> make_envelope(std::string_view statement_bytes,
                                         std::string_view private_pem, const std::string& name);
+// The same for any payload type (approvals use their own).
+util::Result<std::string> make_typed_envelope(std::string_view payload_type,
+                                              std::string_view payload,
+                                              std::string_view private_pem,
+                                              const std::string& name);
+
+// An envelope read but not yet verified: its payload and the keyids its signatures name.
+struct OpenedEnvelope {
+    std::string payload_type;
+    std::string payload;
+    std::vector<std::string> keyids; // as the envelope claims them; proves nothing yet
+};
+// Parses `envelope_text` (untrusted); the error says what is malformed.
+util::Result<OpenedEnvelope> open_envelope(std::string_view envelope_text);
+// Whether some signature of the envelope verifies over PAE(type, payload) with `public_pem`.
+bool envelope_verifies(std::string_view envelope_text, std::string_view public_pem);
 
 // Signs the run in `out` with the private key file `key`: writes OUT/report.dsse.json
 // (atomically, replacing an earlier one). The run calls it after report.json is final.

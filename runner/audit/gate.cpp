@@ -2,9 +2,11 @@
 
 #include "util/json_text.hpp"
 
+#include "audit/approval.hpp"
 #include "audit/dsse.hpp"
 #include "audit/events.hpp"
 #include "audit/verdict.hpp"
+#include "policy/capability.hpp"
 #include "policy/patterns.hpp"
 #include "util/json_text.hpp"
 #include "util/read_limited.hpp"
@@ -246,27 +248,40 @@ const char* to_string(CheckStatus s) {
         return "FAIL";
     case CheckStatus::skip:
         return "SKIP";
+    case CheckStatus::needs_approval:
+        return "ASK ";
     }
     return "FAIL";
 }
 
 bool GateResult::passed() const {
     for (const auto& c : checks)
-        if (c.status == CheckStatus::fail) return false;
+        if (c.status == CheckStatus::fail || c.status == CheckStatus::needs_approval) return false;
     return true;
+}
+
+int GateResult::exit_code() const {
+    bool ask = false;
+    for (const auto& c : checks) {
+        if (c.status == CheckStatus::fail) return gate_exit::fail;
+        ask = ask || c.status == CheckStatus::needs_approval;
+    }
+    return ask ? gate_exit::needs_approval : gate_exit::pass;
 }
 
 json GateResult::to_json() const {
     json list = json::array();
     for (const auto& c : checks) {
-        std::string status = audit::to_string(c.status);
-        for (auto& ch : status)
-            ch = static_cast<char>(ch - 'A' + 'a');
+        const std::string status = c.status == CheckStatus::pass   ? "pass"
+                                   : c.status == CheckStatus::fail ? "fail"
+                                   : c.status == CheckStatus::skip ? "skip"
+                                                                   : "needs_approval";
         list.push_back({{"id", c.id}, {"status", status}, {"reason", c.reason}});
     }
     return {{"passed", passed()},
-            {"exit_code", passed() ? gate_exit::pass : gate_exit::fail},
+            {"exit_code", exit_code()},
             {"signed_by", signed_by},
+            {"approvals", approvals},
             {"checks", list}};
 }
 
@@ -274,6 +289,13 @@ std::string format_checks(const GateResult& result) {
     std::string out;
     for (const auto& c : result.checks)
         out += std::string(to_string(c.status)) + "  " + c.id + ": " + c.reason + "\n";
+    for (const auto& p : result.approvals.value("presented", json::array()))
+        if (!p.value("valid", false))
+            out +=
+                "REFUSED approval " + p.value("source", "") + ": " + p.value("refusal", "") + "\n";
+    for (const auto& c : result.approvals.value("consumed", json::array()))
+        out += "APPROVED " + c.value("capability", "") + " by " + c.value("approver", "") +
+               " (approval " + c.value("approval_id", "") + ", " + c.value("source", "") + ")\n";
     return out;
 }
 
@@ -342,16 +364,59 @@ Result<GateResult> run_gate(const GateOptions& o) {
     json values;
     r.checks.push_back(policy_check(o, report, values));
     r.checks.push_back(image_check(report, values));
+    // Approvals given to the gate, checked against the approvers of the policy the rules come
+    // from and bound to this report (its digest, or its repository, commit or run).
+    std::vector<std::string> approved;
+    json presented = json::array(), consumed = json::array();
+    std::vector<PresentedApproval> valid;
+    if (!o.approval_files.empty()) {
+        ApprovalUse use;
+        const json& ci = at(report, {"ci"});
+        if (at(ci, {"repository"}).is_string()) use.repository = at(ci, {"repository"});
+        if (at(ci, {"commit"}).is_string()) use.commit = at(ci, {"commit"});
+        for (const json* id : {&at(ci, {"run_id"}), &at(report, {"run_id"})})
+            if (id->is_string()) use.runs.push_back(id->get<std::string>());
+        use.report_sha256 = util::sha256_hex(body);
+        use.now = o.now ? o.now : std::time(nullptr);
+        use.where = "the report";
+        auto checked =
+            check_approval_files(o.approval_files, at(values, {"approvals", "approvers"}), use);
+        if (!checked) return checked.error();
+        for (auto& p : *checked) {
+            presented.push_back(p.to_json());
+            if (!p.valid) continue;
+            approved.insert(approved.end(), p.capabilities.begin(), p.capabilities.end());
+            valid.push_back(std::move(p));
+        }
+    }
+    const json violations =
+        report.contains("violations") ? report["violations"] : violations_of(report);
+    for (const auto& v : violations) {
+        const auto cap = approvable_capability(v);
+        if (!cap) continue;
+        for (const auto& p : valid)
+            if (policy::any_covers(p.capabilities, *cap)) {
+                consumed.push_back({{"capability", *cap},
+                                    {"approval_id", p.id},
+                                    {"approver", p.approver},
+                                    {"source", p.source}});
+                break;
+            }
+    }
+    r.approvals = {{"presented", presented}, {"consumed", consumed}};
     // (e) the policy's gate rules
-    for (const auto& c : gate_checks(report, values, r.signed_by)) {
+    for (const auto& c : gate_checks(report, values, r.signed_by, approved)) {
         const std::string st = c.value("status", "");
         const std::string message = c.value("message", "");
         if (st == "not_enforced")
             r.checks.push_back(check(c.value("id", ""), CheckStatus::skip,
                                      "not enforced by the policy: " + message));
         else
-            r.checks.push_back(check(
-                c.value("id", ""), st == "pass" ? CheckStatus::pass : CheckStatus::fail, message));
+            r.checks.push_back(check(c.value("id", ""),
+                                     st == "pass"             ? CheckStatus::pass
+                                     : st == "needs_approval" ? CheckStatus::needs_approval
+                                                              : CheckStatus::fail,
+                                     message));
     }
     return r;
 }

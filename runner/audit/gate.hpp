@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <ctime>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -14,8 +15,8 @@
 
 namespace airlock::audit {
 
-enum class CheckStatus { pass, fail, skip };
-const char* to_string(CheckStatus s); // "PASS", "FAIL", "SKIP"
+enum class CheckStatus { pass, fail, skip, needs_approval };
+const char* to_string(CheckStatus s); // "PASS", "FAIL", "SKIP", "ASK"
 
 struct GateCheck {
     std::string id; // "signature", "subjects", "events", "policy", "image", then the gate rules
@@ -32,19 +33,24 @@ struct GatePolicy {
 
 struct GateOptions {
     std::filesystem::path out;
-    std::optional<GatePolicy> policy;      // without it, report.json's recorded policy is used
-    std::optional<std::string> public_key; // PEM (--pubkey); without it, no signature check
-    std::string public_key_name;           // the file, for messages
+    std::optional<GatePolicy> policy;        // without it, report.json's recorded policy is used
+    std::optional<std::string> public_key;   // PEM (--pubkey); without it, no signature check
+    std::string public_key_name;             // the file, for messages
+    std::vector<std::string> approval_files; // --approvals: signed approvals for this report
+    std::time_t now = 0;                     // for approval expiry; 0 means the current time
 };
 
 struct GateResult {
     std::vector<GateCheck> checks;
     std::string signed_by; // keyid that verified the envelope, "" when none
+    // {presented: [...], consumed: [{capability, approval_id, approver, source}]}
+    nlohmann::json approvals = nlohmann::json::object();
     bool passed() const;
+    int exit_code() const; // gate_exit::pass, fail or needs_approval
     nlohmann::json to_json() const;
 };
 
-// Exit codes of `airlock gate` (3, needs approval, is reserved: approvals are not yet checked).
+// Exit codes of `airlock gate`: 3 when nothing failed but a check needs an approval.
 namespace gate_exit {
 inline constexpr int pass = 0;
 inline constexpr int fail = 1;

@@ -74,10 +74,11 @@ void testcase(std::string& out, Counts& n, const std::string& classname, const s
     ++n.tests;
     out += "    <testcase classname=\"" + attr(classname) + "\" name=\"" + attr(name) +
            "\" time=\"0\"";
-    if (status == "fail") {
+    if (status == "fail" || status == "needs_approval") {
         ++n.failures;
-        out += ">\n      <failure message=\"" + attr(message) + "\" type=\"" + attr(classname) +
-               "\">" + xml(message) + "</failure>\n    </testcase>\n";
+        const std::string m = status == "fail" ? message : "needs approval: " + message;
+        out += ">\n      <failure message=\"" + attr(m) + "\" type=\"" + attr(classname) + "\">" +
+               xml(m) + "</failure>\n    </testcase>\n";
     } else if (status == "not_enforced" || status == "not_applicable") {
         ++n.skipped;
         out += ">\n      <skipped message=\"" + attr(status + ": " + message) +

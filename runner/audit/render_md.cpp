@@ -173,20 +173,31 @@ void facts(std::string& out, const json& r) {
 }
 
 void failed_checks(std::string& out, const json& checks) {
-    std::string rows;
-    std::size_t n = 0;
-    for (const auto& c : checks)
+    std::string rows, ask;
+    std::size_t n = 0, n_ask = 0;
+    for (const auto& c : checks) {
+        const std::string row =
+            "| " + md(text(at(c, {"id"}))) + " | " + md(text(at(c, {"message"}))) + " |\n";
         if (at(c, {"status"}) == "fail") {
             ++n;
-            rows += "| " + md(text(at(c, {"id"}))) + " | " + md(text(at(c, {"message"}))) + " |\n";
+            rows += row;
+        } else if (at(c, {"status"}) == "needs_approval") {
+            ++n_ask;
+            ask += row;
         }
-    if (n == 0) {
+    }
+    if (n == 0 && n_ask == 0) {
         out += "\nEvery enforced gate check passed.\n";
         return;
     }
-    out +=
-        "\n### Failed checks (" + std::to_string(n) + ")\n\n| check | message |\n| --- | --- |\n";
-    out += rows;
+    if (n)
+        out += "\n### Failed checks (" + std::to_string(n) +
+               ")\n\n| check | message |\n| --- | --- |\n" + rows;
+    if (n_ask)
+        out += "\n### Needs an approval (" + std::to_string(n_ask) +
+               ")\n\n| check | message |\n| --- | --- |\n" + ask +
+               "\nAn approver signs one with `airlock approve --for-report OUT` "
+               "(docs/approvals.md); `airlock gate OUT --approvals FILE` then passes.\n";
 }
 
 void violations(std::string& out, const json& list) {
@@ -222,7 +233,10 @@ void cis_failures(std::string& out, const json& cis) {
 std::string render_markdown(const json& report, std::size_t max_bytes) {
     const json r = with_verdict(report);
     const bool passed = at(r, {"verdict", "passed"}) == true;
-    std::string out = passed ? "## ✅ airlock: passed" : "## ❌ airlock: failed";
+    const bool ask = at(r, {"verdict", "needs_approval"}) == true;
+    std::string out = passed ? "## ✅ airlock: passed"
+                      : ask  ? "## ✋ airlock: needs approval"
+                             : "## ❌ airlock: failed";
     out += " · run " + md(text(at(r, {"run_id"}))) + "\n\n";
     facts(out, r);
     failed_checks(out, at(r, {"checks"}));

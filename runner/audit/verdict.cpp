@@ -1,5 +1,7 @@
 #include "audit/verdict.hpp"
 
+#include "policy/capability.hpp"
+
 #include "util/json_text.hpp"
 #include "util/units.hpp"
 
@@ -81,9 +83,8 @@ json violations_of(const json& report) {
             violation("policy-violation", "error",
                       "the run was stopped by the policy: " + text(at(result, {"message"})),
                       {{"outcome", outcome}}));
-    const json& protected_changes = at(report, {"protected_changes"});
-    if (protected_changes.is_object() && !protected_changes.contains("approved_by"))
-        for (const auto& c : at(protected_changes, {"changes"}))
+    for (const auto& c : at(report, {"protected_changes", "changes"}))
+        if (c.is_object() && !c.contains("approved_by"))
             out.push_back(violation("protected-change", "error",
                                     "the task " + text(at(c, {"change"})) + " a protected path (" +
                                         text(at(c, {"pattern"})) + ")",
@@ -101,6 +102,13 @@ json violations_of(const json& report) {
                                     text(at(d, {"method"})) + " " + text(at(d, {"host"})) + ":" +
                                     text(at(d, {"port"})) + " (" + text(at(d, {"rule"})) + ")",
                                 d));
+    for (const auto& q : at(report, {"approvals", "requested"}))
+        if (at(q, {"stage"}) == "start")
+            out.push_back(violation("approval-missing", "error",
+                                    "the run needed an approval for " +
+                                        text(at(q, {"capability"})) + " (" +
+                                        text(at(q, {"detail"})) + ")",
+                                    q));
     for (const auto& path : at(report, {"secrets_redacted_in"}))
         out.push_back(violation("secret-exposed", "error",
                                 "a changed file held a secret value (replaced by *** in the "
@@ -109,18 +117,39 @@ json violations_of(const json& report) {
     return out;
 }
 
-json gate_checks(const json& report, const json& policy_values, const std::string& signed_by) {
+std::optional<std::string> approvable_capability(const json& v) {
+    const json& rule = at(v, {"rule"});
+    if (rule == "protected-change" && at(v, {"location", "path"}).is_string())
+        return "path:" + at(v, {"location", "path"}).get<std::string>();
+    if (rule == "network-denied" && at(v, {"evidence", "host"}).is_string() &&
+        at(v, {"evidence", "port"}).is_number_integer())
+        return "network.host:" + at(v, {"evidence", "host"}).get<std::string>() + ":" +
+               at(v, {"evidence", "port"}).dump();
+    return std::nullopt;
+}
+
+json gate_checks(const json& report, const json& policy_values, const std::string& signed_by,
+                 const std::vector<std::string>& approved) {
     const json& gate = at(policy_values, {"gate"});
-    std::vector<std::string> fail_on;
+    std::vector<std::string> fail_on, ask_on;
     for (const auto& r : at(gate, {"fail_on"}))
         if (r.is_string()) fail_on.push_back(r.get<std::string>());
-    const json violations =
-        report.contains("violations") ? report["violations"] : violations_of(report);
+    for (const auto& r : at(gate, {"ask_on"}))
+        if (r.is_string()) ask_on.push_back(r.get<std::string>());
+    json violations = json::array();
+    // Violations an approval given to the gate covers no longer count.
+    for (const auto& v :
+         report.contains("violations") ? report["violations"] : violations_of(report)) {
+        const auto cap = approvable_capability(v);
+        if (cap && policy::any_covers(approved, *cap)) continue;
+        violations.push_back(v);
+    }
     json checks = json::array();
     for (const auto& rule : gate_rules()) {
         // gate.require_signature enforces "unsigned" whether or not fail_on lists it.
         const bool enforced = std::find(fail_on.begin(), fail_on.end(), rule) != fail_on.end() ||
                               (rule == "unsigned" && at(gate, {"require_signature"}) == true);
+        const bool ask = std::find(ask_on.begin(), ask_on.end(), rule) != ask_on.end();
         std::size_t hits = 0;
         std::string first;
         for (const auto& v : violations)
@@ -130,8 +159,6 @@ json gate_checks(const json& report, const json& policy_values, const std::strin
         if (rule == "unsigned") {
             failed = signed_by.empty();
             message = failed ? "no verified signature" : "signed by " + signed_by;
-        } else if (rule == "approval-missing") {
-            message = "no approval was needed";
         } else {
             message =
                 failed ? std::to_string(hits) + " violation" + (hits == 1 ? "" : "s") + ": " + first
@@ -139,9 +166,10 @@ json gate_checks(const json& report, const json& policy_values, const std::strin
         }
         checks.push_back({{"id", rule},
                           {"title", "gate.fail_on: " + rule},
-                          {"status", !enforced ? "not_enforced"
-                                     : failed  ? "fail"
-                                               : "pass"},
+                          {"status", !enforced && !ask ? "not_enforced"
+                                     : !failed         ? "pass"
+                                     : enforced        ? "fail"
+                                                       : "needs_approval"},
                           {"message", message}});
     }
     const json& max_files = at(gate, {"max_changed_files"});
@@ -192,10 +220,17 @@ json gate_checks(const json& report, const json& policy_values, const std::strin
 
 json verdict_of(const json& checks) {
     json reasons = json::array();
-    for (const auto& c : checks)
-        if (at(c, {"status"}) == "fail")
-            reasons.push_back(text(at(c, {"id"})) + ": " + text(at(c, {"message"})));
-    return {{"passed", reasons.empty()}, {"reasons", reasons}};
+    bool failed = false, ask = false;
+    for (const auto& c : checks) {
+        const json& status = at(c, {"status"});
+        if (status == "fail" || status == "needs_approval") {
+            failed = failed || status == "fail";
+            ask = ask || status == "needs_approval";
+            reasons.push_back(text(at(c, {"id"})) + ": " + text(at(c, {"message"})) +
+                              (status == "needs_approval" ? " (needs approval)" : ""));
+        }
+    }
+    return {{"passed", reasons.empty()}, {"needs_approval", ask && !failed}, {"reasons", reasons}};
 }
 
 } // namespace airlock::audit

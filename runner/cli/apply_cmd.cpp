@@ -33,7 +33,9 @@ int apply_command(int argc, char** argv) {
                     "DIR")("policy", "the policy the run must have had (repeatable)",
                            cxxopts::value<std::vector<std::string>>(), "P")(
         "pubkey", "public key (PEM) the run must be signed with", cxxopts::value<std::string>(),
-        "FILE")("force", "apply even when the gate fails (recorded)")("h,help", "show this help")(
+        "FILE")("approvals", "a signed approval for this report (airlock approve; repeatable)",
+                cxxopts::value<std::vector<std::string>>(), "FILE")(
+        "force", "apply even when the gate fails (recorded)")("h,help", "show this help")(
         "out", "the run's output directory", cxxopts::value<std::vector<std::string>>());
     o.parse_positional({"out"});
     o.positional_help("OUT");
@@ -49,12 +51,7 @@ int apply_command(int argc, char** argv) {
     }
     if (res.count("out") != 1 || res["out"].as<std::vector<std::string>>().size() != 1)
         return unusable("give exactly one output directory: airlock apply OUT [--workspace DIR]");
-    auto parsed = gate_options(res["out"].as<std::vector<std::string>>().front(),
-                               res.count("policy") ? res["policy"].as<std::vector<std::string>>()
-                                                   : std::vector<std::string>{},
-                               res.count("pubkey")
-                                   ? std::optional<std::string>(res["pubkey"].as<std::string>())
-                                   : std::nullopt);
+    auto parsed = gate_options(res);
     if (!parsed) return unusable(parsed.error().message);
     const audit::GateOptions& options = *parsed;
     auto gate = audit::run_gate(options);
@@ -83,8 +80,12 @@ int apply_command(int argc, char** argv) {
     if (!gate->passed()) {
         std::fputs(audit::format_checks(*gate).c_str(), stderr);
         if (!force) {
-            std::fprintf(stderr, "airlock apply: the gate fails; nothing was applied (--force "
-                                 "applies anyway, and records that it did)\n");
+            std::fprintf(stderr,
+                         "airlock apply: the gate %s; nothing was applied (--force "
+                         "applies anyway, and records that it did)\n",
+                         gate->exit_code() == audit::gate_exit::needs_approval
+                             ? "needs an approval (give --approvals FILE)"
+                             : "fails");
             return 1;
         }
     }
@@ -98,13 +99,15 @@ int apply_command(int argc, char** argv) {
     std::ofstream log(workspace / ".airlock" / "applied.jsonl", std::ios::app);
     nlohmann::json reasons = nlohmann::json::array();
     for (const auto& c : gate->checks)
-        if (c.status == audit::CheckStatus::fail) reasons.push_back(c.id + ": " + c.reason);
+        if (c.status == audit::CheckStatus::fail || c.status == audit::CheckStatus::needs_approval)
+            reasons.push_back(c.id + ": " + c.reason);
     log << nlohmann::json{{"time", audit::utc_now_rfc3339()},
                           {"run_id", report.value("run_id", "")},
                           {"out", std::filesystem::absolute(options.out).string()},
                           {"patch_sha256", patch.value("sha256", "")},
                           {"gate_passed", gate->passed()},
                           {"forced", force && !gate->passed()},
+                          {"approvals", gate->approvals.value("consumed", nlohmann::json::array())},
                           {"failed_checks", reasons}}
                .dump()
         << "\n";

@@ -23,11 +23,14 @@ int gate_command(int argc, char** argv) {
                        "Check a run's output directory before merging its result: signature and "
                        "signed file digests (--pubkey), event chain, policy identity (--policy), "
                        "image, and the policy's gate rules. Exit 0 pass, 1 fail, 2 unusable "
-                       "input, 3 needs approval (reserved). See docs/gate.md.");
+                       "input, 3 needs approval (give --approvals). See docs/gate.md and "
+                       "docs/approvals.md.");
     o.add_options()("policy", "the policy the run must have had (preset or file; repeatable)",
                     cxxopts::value<std::vector<std::string>>(), "P")(
         "pubkey", "public key (PEM) the report must be signed with", cxxopts::value<std::string>(),
-        "FILE")("json", "print the checks as JSON")("h,help", "show this help")(
+        "FILE")("approvals", "a signed approval for this report (airlock approve; repeatable)",
+                cxxopts::value<std::vector<std::string>>(),
+                "FILE")("json", "print the checks as JSON")("h,help", "show this help")(
         "out", "the run's output directory", cxxopts::value<std::vector<std::string>>());
     o.parse_positional({"out"});
     o.positional_help("OUT");
@@ -43,29 +46,32 @@ int gate_command(int argc, char** argv) {
     }
     if (res.count("out") != 1 || res["out"].as<std::vector<std::string>>().size() != 1)
         return unusable("give exactly one output directory: airlock gate OUT [--policy P]... "
-                        "[--pubkey FILE] [--json]");
+                        "[--pubkey FILE] [--approvals FILE]... [--json]");
 
-    auto options = gate_options(res["out"].as<std::vector<std::string>>().front(),
-                                res.count("policy") ? res["policy"].as<std::vector<std::string>>()
-                                                    : std::vector<std::string>{},
-                                res.count("pubkey")
-                                    ? std::optional<std::string>(res["pubkey"].as<std::string>())
-                                    : std::nullopt);
+    auto options = gate_options(res);
     if (!options) return unusable(options.error().message);
     auto r = audit::run_gate(*options);
     if (!r) return unusable(r.error().message);
-    const bool passed = r->passed();
+    const int code = r->exit_code();
     if (res.count("json")) {
         std::printf("%s\n", r->to_json().dump(2).c_str());
     } else {
         std::fputs(audit::format_checks(*r).c_str(), stdout);
-        std::size_t failed = 0;
-        for (const auto& c : r->checks)
+        std::size_t failed = 0, ask = 0;
+        for (const auto& c : r->checks) {
             failed += c.status == audit::CheckStatus::fail;
-        std::printf("gate: %s (%zu of %zu checks failed)\n", passed ? "pass" : "FAIL", failed,
-                    r->checks.size());
+            ask += c.status == audit::CheckStatus::needs_approval;
+        }
+        if (code == audit::gate_exit::needs_approval)
+            std::printf("gate: NEEDS APPROVAL (%zu of %zu checks need an approval; an approver "
+                        "runs `airlock approve --key KEY --capability CAP --for-report %s --out "
+                        "approval.json`, then give --approvals approval.json)\n",
+                        ask, r->checks.size(), options->out.c_str());
+        else
+            std::printf("gate: %s (%zu of %zu checks failed)\n", code == 0 ? "pass" : "FAIL",
+                        failed, r->checks.size());
     }
-    return passed ? audit::gate_exit::pass : audit::gate_exit::fail;
+    return code;
 }
 
 } // namespace airlock::cli

@@ -8,9 +8,11 @@ namespace airlock::cli {
 
 util::Result<audit::GateOptions> gate_options(const std::string& out,
                                               const std::vector<std::string>& policies,
-                                              const std::optional<std::string>& pubkey_file) {
+                                              const std::optional<std::string>& pubkey_file,
+                                              const std::vector<std::string>& approvals) {
     audit::GateOptions options;
     options.out = out;
+    options.approval_files = approvals;
     if (!policies.empty()) {
         auto p = policy::load(policies);
         if (!p)
@@ -31,6 +33,18 @@ util::Result<audit::GateOptions> gate_options(const std::string& out,
         options.public_key_name = *pubkey_file;
     }
     return options;
+}
+
+util::Result<audit::GateOptions> gate_options(const cxxopts::ParseResult& res) {
+    const auto list = [&res](const char* name) {
+        return res.count(name) ? res[name].as<std::vector<std::string>>()
+                               : std::vector<std::string>{};
+    };
+    return gate_options(res["out"].as<std::vector<std::string>>().front(), list("policy"),
+                        res.count("pubkey")
+                            ? std::optional<std::string>(res["pubkey"].as<std::string>())
+                            : std::nullopt,
+                        list("approvals"));
 }
 
 } // namespace airlock::cli

@@ -4,6 +4,8 @@
 #include "audit/gate.hpp"
 #include "util/result.hpp"
 
+#include <cxxopts.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +16,9 @@ namespace airlock::cli {
 // messages for exit 2 that name the file and the fix.
 util::Result<audit::GateOptions> gate_options(const std::string& out,
                                               const std::vector<std::string>& policies,
-                                              const std::optional<std::string>& pubkey_file);
+                                              const std::optional<std::string>& pubkey_file,
+                                              const std::vector<std::string>& approvals = {});
+// The same from parsed options: "out" (one positional), "policy", "pubkey", "approvals".
+util::Result<audit::GateOptions> gate_options(const cxxopts::ParseResult& res);
 
 } // namespace airlock::cli

@@ -17,9 +17,11 @@ const char* k_usage =
     "\n"
     "commands:\n"
     "  run [options] -- COMMAND [ARGS...]   run a task in a hardened container\n"
-    "  policy lint|show|diff ...            check, show and compare policies\n"
+    "  policy lint|show|diff|suggest ...    check, show, compare policies; suggest changes\n"
     "  gate OUT [--policy P]... [--pubkey FILE]\n"
     "                                       check a run's output before merging its result\n"
+    "  approve --key KEY --capability CAP --for-...\n"
+    "                                       sign an approval for a capability (docs/approvals.md)\n"
     "  keygen --out PREFIX                  make an Ed25519 key pair for signing reports\n"
     "  clean [--run ID]                     remove what killed runs left on the engine\n"
     "  doctor                               check the engine and this machine\n"
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
         if (cmd == "doctor") return doctor_command(argc - 1, argv + 1);
         if (cmd == "report") return report_command(argc - 1, argv + 1);
         if (cmd == "apply") return apply_command(argc - 1, argv + 1);
+        if (cmd == "approve") return approve_command(argc - 1, argv + 1);
         if (cmd == "version" || cmd == "--version") {
             std::printf("airlock %s\n", AIRLOCK_VERSION);
             return 0;

@@ -1,4 +1,4 @@
-// The command line: `airlock run|policy|gate|keygen|clean|doctor|version`.
+// The command line: `airlock run|policy|gate|approve|keygen|...`.
 #pragma once
 
 namespace airlock::cli {
@@ -13,6 +13,7 @@ int gate_command(int argc, char** argv);
 int keygen_command(int argc, char** argv);
 int report_command(int argc, char** argv);
 int apply_command(int argc, char** argv);
+int approve_command(int argc, char** argv);
 
 // airlock's own messages go to stderr as "airlock: ..." lines.
 void say(const char* fmt_text);

@@ -1,11 +1,16 @@
-// `airlock policy lint|show|diff`: the policy as a security team reads and reviews it.
+// `airlock policy lint|show|diff|suggest`: the policy as a security team reads and reviews it.
 #include "cli/main.hpp"
 
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
+#include "policy/suggest.hpp"
 #include "sandbox/classify.hpp"
+#include "util/json_text.hpp"
+#include "util/read_limited.hpp"
 
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,9 +25,15 @@ const char* k_policy_usage =
     "                                               the effective policy and where each\n"
     "                                                 value came from\n"
     "       airlock policy diff A B                 what B loosens and tightens relative to A\n"
+    "       airlock policy suggest OUT... [--write FILE]\n"
+    "                                               the smallest policy change that would have\n"
+    "                                                 let those runs pass; --write FILE also\n"
+    "                                                 writes the first run's policy with it\n"
     "\n"
-    "P and A, B are preset names (strict, standard, permissive) or .json files.\n"
-    "Exit codes: lint 0 clean, 2 problems; diff 0 nothing loosened, 1 B loosens A, 2 bad input.\n";
+    "P and A, B are preset names (strict, standard, permissive) or .json files; OUT is a run's\n"
+    "output directory (--out). See docs/suggest.md.\n"
+    "Exit codes: lint 0 clean, 2 problems; diff 0 nothing loosened, 1 B loosens A, 2 bad input;\n"
+    "suggest 0 suggestions printed (or none needed), 2 unusable input.\n";
 
 void print_problems(const std::vector<policy::Problem>& ps) {
     for (const auto& p : ps)
@@ -152,6 +163,108 @@ int diff(const std::vector<std::string>& args) {
     return loosens ? 1 : 0;
 }
 
+constexpr std::size_t k_report_limit = 256u << 20;
+constexpr const char* k_report_schema_prefix = "https://airlock.dev/schemas/report/";
+
+int suggest_failed(const std::string& message) {
+    std::fprintf(stderr, "airlock policy suggest: %s\n", message.c_str());
+    return sandbox::exit_code::usage;
+}
+
+// OUT/report.json, or a message that names the file and the fix.
+util::Result<nlohmann::json> read_report(const std::string& out) {
+    using util::ErrorKind;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(out, ec))
+        return util::make_error(ErrorKind::not_found,
+                                out + ": no such directory (give the --out directory of an "
+                                      "airlock run, e.g. .airlock/runs/<run-id>)");
+    const std::string file = (fs::path(out) / "report.json").string();
+    std::string text;
+    switch (util::read_limited(file, k_report_limit, text)) {
+    case util::ReadStatus::unreadable:
+        return util::make_error(ErrorKind::not_found,
+                                file + ": cannot be read (airlock writes it when a run ends; is " +
+                                    out + " a run's --out directory?)");
+    case util::ReadStatus::too_large:
+        return util::make_error(ErrorKind::invalid_input,
+                                file + ": larger than 256 MiB, so not a report airlock wrote");
+    case util::ReadStatus::ok:
+        break;
+    }
+    auto parsed = util::parse_json_text(text, file);
+    if (!parsed)
+        return util::make_error(ErrorKind::invalid_input,
+                                parsed.error().message +
+                                    " (the file is damaged; rerun the task for a new report)");
+    const nlohmann::json& schema = util::json_at(*parsed, {"schema"});
+    if (!schema.is_string() || schema.get<std::string>().rfind(k_report_schema_prefix, 0) != 0)
+        return util::make_error(ErrorKind::invalid_input,
+                                file + ": not an airlock report (its \"schema\" is not " +
+                                    k_report_schema_prefix + "...); give a run's report.json");
+    return std::move(*parsed);
+}
+
+int suggest(const std::vector<std::string>& args) {
+    std::vector<std::string> outs;
+    std::optional<std::string> write;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--help" || args[i] == "-h") {
+            std::fputs(k_policy_usage, stdout);
+            return 0;
+        } else if (args[i] == "--write" && i + 1 < args.size()) {
+            write = args[++i];
+        } else if (args[i].rfind("--write=", 0) == 0 && args[i].size() > 8) {
+            write = args[i].substr(8);
+        } else if (!args[i].empty() && args[i][0] == '-') {
+            std::fprintf(stderr, "airlock policy suggest: unexpected \"%s\"\n%s", args[i].c_str(),
+                         k_policy_usage);
+            return sandbox::exit_code::usage;
+        } else {
+            outs.push_back(args[i]);
+        }
+    }
+    if (outs.empty()) {
+        std::fputs(k_policy_usage, stderr);
+        return sandbox::exit_code::usage;
+    }
+    std::vector<nlohmann::json> reports;
+    for (const auto& out : outs) {
+        auto r = read_report(out);
+        if (!r) return suggest_failed(r.error().message);
+        reports.push_back(std::move(*r));
+    }
+    const policy::Suggestion s = policy::suggest(reports, outs);
+    if (write) {
+        std::error_code ec;
+        if (std::filesystem::symlink_status(*write, ec).type() !=
+            std::filesystem::file_type::not_found)
+            return suggest_failed(*write + ": already exists, and suggest never overwrites a file "
+                                           "(remove it or choose another name)");
+        auto doc = policy::suggested_policy(reports.front(), s);
+        if (!doc)
+            return suggest_failed((std::filesystem::path(outs.front()) / "report.json").string() +
+                                  ": " + doc.error().message);
+        const std::string text =
+            doc->dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+        std::FILE* f = std::fopen(write->c_str(), "wx"); // "x": fails when the file appeared
+        if (!f) return suggest_failed(*write + ": cannot be created (check the directory)");
+        const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+        if (std::fclose(f) != 0 || !written) {
+            std::filesystem::remove(*write, ec);
+            return suggest_failed(*write + ": could not be written completely (disk full?)");
+        }
+    }
+    std::fputs(s.text().c_str(), stdout);
+    if (write)
+        std::fprintf(stderr,
+                     "airlock: wrote %s: run %s's policy with these changes; review it, check it "
+                     "with `airlock policy lint %s`, use it with --policy %s\n",
+                     write->c_str(), s.runs.front().c_str(), write->c_str(), write->c_str());
+    return 0;
+}
+
 } // namespace
 
 int policy_command(int argc, char** argv) {
@@ -165,7 +278,9 @@ int policy_command(int argc, char** argv) {
     if (sub == "lint") return lint(args);
     if (sub == "show") return show(args);
     if (sub == "diff") return diff(args);
-    std::fprintf(stderr, "airlock policy: unknown subcommand \"%s\" (lint, show or diff)\n",
+    if (sub == "suggest") return suggest(args);
+    std::fprintf(stderr,
+                 "airlock policy: unknown subcommand \"%s\" (lint, show, diff or suggest)\n",
                  sub.c_str());
     return sandbox::exit_code::usage;
 }

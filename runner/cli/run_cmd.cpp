@@ -1,9 +1,12 @@
 #include "cli/main.hpp"
 
+#include "audit/approval_book.hpp"
+#include "audit/ci_context.hpp"
 #include "audit/dsse.hpp"
 #include "audit/render.hpp"
 #include "config/run_options.hpp"
 #include "docker/client.hpp"
+#include "policy/capability.hpp"
 #include "policy/credentials.hpp"
 #include "policy/enforce.hpp"
 #include "sandbox/classify.hpp"
@@ -16,6 +19,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <unistd.h>
 
 namespace airlock::cli {
@@ -169,8 +173,15 @@ int run_command(int argc, char** argv) {
         "PATH_OR_GLOB")("ca-bundle",
                         "CA certificates (PEM) credential upstreams must verify against (default "
                         "/etc/ssl/certs/ca-certificates.crt)",
-                        cxxopts::value<std::string>(),
-                        "FILE")("q,quiet", "do not echo the task's output on the terminal")(
+                        cxxopts::value<std::string>(), "FILE")(
+        "approvals",
+        "a signed approval (airlock approve) for capabilities this run needs; repeatable",
+        cxxopts::value<std::vector<std::string>>(), "FILE")(
+        "approve",
+        "approve capability CAP by flag, where the policy's approvals.flag allows it; repeatable",
+        cxxopts::value<std::vector<std::string>>(),
+        "CAP")("no-prompt", "never ask on the terminal; refuse what needs an approval")(
+        "q,quiet", "do not echo the task's output on the terminal")(
         "show-config",
         "print the effective settings and where each came from (default, policy layer, task "
         "file, flag), then exit without running")("h,help", "show this help");
@@ -254,17 +265,76 @@ int run_command(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", pol.error().message.c_str());
         return sandbox::exit_code::usage;
     }
-    policy::NoApprovals approvals;
+    // Approvals: signed files checked against the policy's approvers and this run's identity,
+    // flags the policy allows, and a prompt when a person is at a terminal.
+    std::vector<std::string> flag_approvals;
+    if (res.count("approve"))
+        for (const auto& c : res["approve"].as<std::vector<std::string>>()) {
+            if (auto why = policy::capability_problem(c)) {
+                std::fprintf(stderr,
+                             "airlock: --approve \"%s\" %s (airlock approve --list shows the "
+                             "capabilities)\n",
+                             c.c_str(), why->c_str());
+                return sandbox::exit_code::usage;
+            }
+            flag_approvals.push_back(c);
+        }
+    std::vector<audit::PresentedApproval> presented;
+    if (res.count("approvals")) {
+        const auto env_lookup = [](const std::string& name) -> std::optional<std::string> {
+            const char* v = std::getenv(name.c_str());
+            return v ? std::optional<std::string>(v) : std::nullopt;
+        };
+        const nlohmann::json ci = audit::ci_context(env_lookup);
+        audit::ApprovalUse use;
+        use.where = "this run";
+        use.now = std::time(nullptr);
+        if (ci.is_object()) {
+            if (ci["repository"].is_string()) use.repository = ci["repository"];
+            if (ci["commit"].is_string()) use.commit = ci["commit"];
+            if (ci["run_id"].is_string()) use.runs.push_back(ci["run_id"]);
+        }
+        auto checked = audit::check_approval_files(res["approvals"].as<std::vector<std::string>>(),
+                                                   pol->get("approvals/approvers"), use);
+        if (!checked) {
+            std::fprintf(stderr, "airlock: %s\n", checked.error().message.c_str());
+            return sandbox::exit_code::usage;
+        }
+        presented = std::move(*checked);
+        for (const auto& p : presented)
+            if (!p.valid)
+                std::fprintf(stderr, "airlock: approval %s refused: %s\n", p.source.c_str(),
+                             p.refusal.c_str());
+    }
+    audit::Prompt prompt;
+    if (!res.count("no-prompt") && ::isatty(STDIN_FILENO) && ::isatty(STDERR_FILENO))
+        prompt = [](const std::string& capability, const std::string& detail) {
+            std::fprintf(stderr,
+                         "airlock: this run needs an approval for %s (%s).\n"
+                         "airlock: approve it for this run? [y/N] ",
+                         capability.c_str(), detail.c_str());
+            std::fflush(stderr);
+            char line[64] = {};
+            if (!std::fgets(line, sizeof line, stdin)) return false;
+            const std::string answer(line);
+            return answer == "y\n" || answer == "Y\n" || answer == "yes\n" || answer == "YES\n";
+        };
+    audit::ApprovalBook approvals(*pol, std::move(presented), flag_approvals, prompt);
+    std::optional<util::Error> refusal;
     auto decision = policy::enforce(*pol, req, *opts, approvals);
     if (!decision) {
         std::fprintf(stderr, "airlock: refused: %s\n", decision.error().message.c_str());
-        return decision.error().kind == util::ErrorKind::refused ? sandbox::exit_code::refused
-                                                                 : sandbox::exit_code::usage;
+        if (decision.error().kind != util::ErrorKind::refused) return sandbox::exit_code::usage;
+        // Without approvals presented, a refusal leaves nothing behind; with them, the refusal
+        // and the approvals' fate are recorded in OUT (no engine object is made).
+        if (!approvals.anything_presented()) return sandbox::exit_code::refused;
+        refusal = decision.error();
+        decision = policy::Decision{};
     }
 
     // Under a looser policy, what goes beyond standard is still named in the report; under
     // standard itself there is nothing to add.
-    if (pol->describe() != "preset standard")
+    if (!refusal && pol->describe() != "preset standard")
         if (auto standard = policy::load({"standard"}); standard)
             for (auto& g : policy::beyond(*standard, *opts, "policy " + pol->describe())) {
                 bool known = false;
@@ -272,19 +342,23 @@ int run_command(int argc, char** argv) {
                     known = known || have.capability == g.capability;
                 if (!known) decision->capabilities.push_back(std::move(g));
             }
-    auto credentials = policy::resolve_credentials(*pol, req, *opts, [](const std::string& name) {
-        const char* v = std::getenv(name.c_str());
-        return v ? std::optional<std::string>(v) : std::nullopt;
-    });
-    if (!credentials) {
-        std::fprintf(stderr, "airlock: %s%s\n",
-                     credentials.error().kind == util::ErrorKind::refused ? "refused: " : "",
-                     credentials.error().message.c_str());
-        return credentials.error().kind == util::ErrorKind::refused ? sandbox::exit_code::refused
-                                                                    : sandbox::exit_code::usage;
+    if (!refusal) {
+        auto credentials =
+            policy::resolve_credentials(*pol, req, *opts, [](const std::string& name) {
+                const char* v = std::getenv(name.c_str());
+                return v ? std::optional<std::string>(v) : std::nullopt;
+            });
+        if (!credentials) {
+            std::fprintf(stderr, "airlock: %s%s\n",
+                         credentials.error().kind == util::ErrorKind::refused ? "refused: " : "",
+                         credentials.error().message.c_str());
+            return credentials.error().kind == util::ErrorKind::refused
+                       ? sandbox::exit_code::refused
+                       : sandbox::exit_code::usage;
+        }
+        opts->credentials = std::move(*credentials);
     }
-    opts->credentials = std::move(*credentials);
-    if (res.count("show-config")) {
+    if (res.count("show-config") && !refusal) {
         show_config(*opts, *pol, *decision);
         return 0;
     }
@@ -325,6 +399,7 @@ int run_command(int argc, char** argv) {
     ctx.decision = *decision;
     ctx.approvals = &approvals;
     ctx.signing = !sign_key.empty();
+    ctx.refusal = refusal;
     // On GitHub Actions the task's output must not be able to issue workflow commands.
     const char* gha = std::getenv("GITHUB_ACTIONS");
     const bool github = gha && std::string(gha) == "true";

@@ -1,5 +1,7 @@
 // Reading one policy document: JSON syntax with line and column, unknown fields with the
 // closest known name, and every leaf checked and made canonical by its kind.
+#include "policy/approvers.hpp"
+#include "policy/capability.hpp"
 #include "policy/credentials.hpp"
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
@@ -55,7 +57,8 @@ std::optional<std::string> scalar_text(const json& v) {
 
 class Reader {
 public:
-    Reader(std::string source) : m_source(std::move(source)) {}
+    Reader(std::string source, std::filesystem::path dir)
+        : m_source(std::move(source)), m_dir(std::move(dir)) {}
     std::vector<Problem> problems;
 
     void problem(const std::string& pointer, const std::string& message) {
@@ -171,6 +174,16 @@ public:
                 problem(f.pointer, f.message);
             return out;
         }
+        case Kind::capabilities:
+        case Kind::capability_allow:
+            return list(v, ptr, [](const std::string& s) { return capability_problem(s); });
+        case Kind::approvers: {
+            std::vector<ApproverProblem> found;
+            auto out = parse_approvers(v, ptr, m_dir, found);
+            for (auto& f : found)
+                problem(f.pointer, f.message);
+            return out;
+        }
         case Kind::true_is_tight:
         case Kind::false_is_tight:
             if (!v.is_boolean()) return bad(ptr, "must be true or false", v);
@@ -219,6 +232,7 @@ public:
 
 private:
     std::string m_source;
+    std::filesystem::path m_dir; // where relative key files are
 
     std::optional<json> bad(const std::string& ptr, const std::string& want, const json& v) {
         problem(ptr, std::string(want) + ", not " + type_name(v));
@@ -363,7 +377,7 @@ parse_document(std::string_view text, const std::string& source, const std::file
     if (!parsed)
         return std::vector<Problem>{{source, "", parsed.error().message.substr(source.size() + 2)}};
     const json& j = *parsed;
-    Reader r(source);
+    Reader r(source, dir);
     walk(r, doc, j, "");
     if (!r.problems.empty()) return r.problems;
     return doc;

@@ -1,5 +1,7 @@
 #include "policy/enforce.hpp"
 
+#include "policy/approvers.hpp"
+#include "policy/capability.hpp"
 #include "policy/patterns.hpp"
 
 namespace airlock::policy {
@@ -52,11 +54,15 @@ private:
         return dotted(path) + " from " + m_p.origin(path);
     }
 
-    // Goes ahead when the policy allows `capability` as is, or an approval grants it.
+    bool required(const std::string& capability) const {
+        return any_covers(m_p.strings("approvals/required"), capability);
+    }
+
+    // Goes ahead when the policy allows `capability` as is, or an approval grants it. A refusal
+    // says who could approve it and how, and why any approval presented for it did not count.
     Result<void> need(const std::string& capability, const std::string& detail, bool within_policy,
                       const std::string& refusal) {
-        const bool approval_required = m_p.contains("approvals/required", capability);
-        if (within_policy && !approval_required) {
+        if (within_policy && !required(capability)) {
             m_d.capabilities.push_back({capability, detail, "policy " + m_p.describe()});
             return {};
         }
@@ -64,11 +70,16 @@ private:
             m_d.capabilities.push_back({capability, detail, *who});
             return {};
         }
-        if (within_policy)
-            return make_error(ErrorKind::refused, detail + " needs an explicit approval for " +
-                                                      capability + " (approvals.required from " +
-                                                      m_p.origin("approvals/required") + ")");
-        return make_error(ErrorKind::refused, refusal);
+        std::string why = within_policy ? detail + " needs an explicit approval for " + capability +
+                                              " (approvals.required from " +
+                                              m_p.origin("approvals/required") + ")"
+                                        : refusal;
+        why += "; " + approval_hint(m_p, capability);
+        const json records = m_approvals.records();
+        if (records.is_object() && !records["requested"].empty())
+            for (const auto& r : records["requested"].back()["refused"])
+                why += "; refused " + r.get<std::string>();
+        return make_error(ErrorKind::refused, why);
     }
 
     template <typename T>
@@ -82,7 +93,15 @@ private:
             return {};
         }
         const json& limit = m_p.get(max);
-        if (limit.is_null() || static_cast<double>(member) <= limit.get<double>()) return {};
+        if (limit.is_null() || static_cast<double>(member) <= limit.get<double>()) {
+            const json& d = m_p.get(def);
+            if (d.is_number() && static_cast<double>(member) > d.get<double>() &&
+                required("resources.above-default"))
+                return need("resources.above-default",
+                            where(key) + " " + show(json(member)) + " (default " + show(d) + ")",
+                            true, "");
+            return {};
+        }
         return need("resources.above-ceiling", where(key) + " " + show(json(member)), false,
                     where(key) + ": " + show(json(member)) + " is above the policy ceiling " +
                         show(limit) + " (" + from(max) +
@@ -136,11 +155,11 @@ private:
             std::string pats;
             for (const auto& s : m_p.strings("images/allow"))
                 pats += (pats.empty() ? "" : ", ") + s;
-            if (auto r = need("image.unlisted", w + " " + m_o.image, false,
-                              w + ": \"" + m_o.image + "\" is not among the allowed images (" +
-                                  pats + "; " + from("images/allow") +
-                                  "); use an allowed image, or get an approval for "
-                                  "image.unlisted");
+            if (auto r =
+                    need("image:" + m_o.image, w + " " + m_o.image, false,
+                         w + ": \"" + m_o.image + "\" is not among the allowed images (" + pats +
+                             "; " + from("images/allow") +
+                             "); use an allowed image, or get an approval for image:" + m_o.image);
                 !r)
                 return r;
         }
@@ -160,17 +179,32 @@ private:
                 std::string list;
                 for (const auto& s : allowed)
                     list += (list.empty() ? "" : ", ") + s;
-                if (auto r = need("runtime.unlisted", where("runtime") + " " + m_o.runtime, false,
-                                  where("runtime") + ": \"" + m_o.runtime +
-                                      "\" is not an allowed runtime (" + list + "; " +
-                                      from("runtime/allow") + ")");
+                if (auto r = need(
+                        "runtime." + m_o.runtime, where("runtime") + " " + m_o.runtime, false,
+                        where("runtime") + ": \"" + m_o.runtime + "\" is not an allowed runtime (" +
+                            list + "; " + from("runtime/allow") + ")");
+                    !r)
+                    return r;
+            } else if (required("runtime." + m_o.runtime)) {
+                if (auto r = need("runtime." + m_o.runtime, where("runtime") + " " + m_o.runtime,
+                                  true, "");
                     !r)
                     return r;
             }
             m_o.runtimes = {m_o.runtime};
         } else {
-            m_o.runtimes = allowed;
-            m_o.runtime = allowed.front();
+            // Without a request, a runtime that needs an approval is not a fallback.
+            m_o.runtimes.clear();
+            for (const auto& r : allowed)
+                if (!required("runtime." + r)) m_o.runtimes.push_back(r);
+            if (m_o.runtimes.empty()) {
+                if (auto r =
+                        need("runtime." + allowed.front(), "runtime " + allowed.front(), true, "");
+                    !r)
+                    return r;
+                m_o.runtimes = {allowed.front()};
+            }
+            m_o.runtime = m_o.runtimes.front();
             m_o.origin["runtime"] = "policy: " + m_p.origin("runtime/allow");
         }
         return {};
@@ -217,13 +251,13 @@ private:
             bool ok = allow.is_null();
             for (const auto& pat : m_p.strings("env/allow"))
                 if (prefix_match(pat, name)) ok = true;
-            if (!ok) {
+            if (!ok || required("env:" + name)) {
                 std::string w = "--env";
                 for (std::size_t i = 0; i < m_req.env.size(); ++i)
                     if (m_req.env[i].substr(0, m_req.env[i].find('=')) == name &&
                         i < m_req.env_origins.size())
                         w = m_req.env_origins[i];
-                if (auto r = need("env.unlisted", w + " " + name, false,
+                if (auto r = need("env:" + name, w + " " + name, ok,
                                   w + ": " + name + " may not cross into the container (" +
                                       from("env/allow") +
                                       "); drop it, or pass a credential with --secret");
@@ -245,8 +279,8 @@ private:
             bool ok = allow.is_null();
             for (const auto& pat : m_p.strings("secrets/allow"))
                 if (prefix_match(pat, s.name)) ok = true;
-            if (!ok)
-                if (auto r = need("secrets.unlisted", w + " " + s.name, false,
+            if (!ok || required("secret:" + s.name))
+                if (auto r = need("secret:" + s.name, w + " " + s.name, ok,
                                   w + ": " + s.name + " is not a secret this policy lets in (" +
                                       from("secrets/allow") + ")");
                     !r)
@@ -312,13 +346,14 @@ private:
                 if (auto h = parse_host_rule(have); h && host_rule_covers(*h, *parsed))
                     covered = true;
             if (covered) continue; // the policy allows it already
-            if (auto r = need("network.add-hosts", origin + " " + rule, flags_may_add,
+            if (auto r = need("network.host:" + rule, origin + " " + rule, flags_may_add,
                               origin + ": " + rule +
                                   " is not in the policy's allowlist and the policy does not let "
                                   "flags add hosts (" +
                                   from("network/flags_may_add_hosts") + "); add \"" + rule +
                                   "\" to network.allow in a policy file, or get an approval "
-                                  "for network.add-hosts");
+                                  "for network.host:" +
+                                  rule);
                 !r)
                 return r;
             n.allow.push_back(rule);
@@ -340,14 +375,15 @@ private:
             for (const auto& have : n.allow_cidrs)
                 if (auto c = parse_cidr(have); c && cidr_covers(*c, *cidr)) covered = true;
             if (!covered)
-                if (auto r = need("network.add-hosts", origin + " " + text, flags_may_add,
+                if (auto r = need("network.cidr:" + text, origin + " " + text, flags_may_add,
                                   origin + ": " + text +
                                       " is not a range the policy lets the proxy reach, and "
                                       "the policy does not let flags add any (" +
                                       from("network/flags_may_add_hosts") +
                                       "); add it to "
                                       "network.allow_cidrs in a policy file, or get an approval "
-                                      "for network.add-hosts");
+                                      "for network.cidr:" +
+                                      text);
                     !r)
                     return r;
             n.allow_cidrs.push_back(text);

@@ -19,6 +19,9 @@ public:
     virtual ~Approvals() = default;
     virtual std::optional<std::string> grant(std::string_view capability,
                                              std::string_view detail) const = 0;
+    // What was presented, granted and asked for so far ({presented, granted, requested}), for
+    // the run's events and report; null when nothing is recorded.
+    virtual nlohmann::json records() const { return nullptr; }
 };
 
 // Until approvals exist, nothing is granted beyond the policy.

@@ -54,19 +54,17 @@ const std::vector<FieldSpec>& field_specs() {
         {"env/allow", Kind::names, {}, {}},
         {"secrets/allow", Kind::names, {}, {}},
         {"secrets/inject", Kind::inject, {"env", "file"}, {}},
-        {"approvals/required",
-         Kind::superset,
-         {"image.unlisted", "image.undigested", "runtime.unlisted", "workspace.bind-ro",
-          "workspace.bind-rw", "workspace.protected-change", "network.allowlist", "network.audit",
-          "network.open", "network.add-hosts", "resources.above-ceiling", "user.low-uid",
-          "env.unlisted", "secrets.unlisted"},
-         {}},
+        {"approvals/required", Kind::capabilities, {}, {}},
+        {"approvals/approvers", Kind::approvers, {}, {}},
+        {"approvals/flag", Kind::capability_allow, {}, {}},
+        {"approvals/prompt", Kind::false_is_tight, {}, {}},
         {"gate/fail_on",
          Kind::superset,
          {"task-failed", "timeout", "oom", "policy-violation", "protected-change",
           "enforcement-mismatch", "unsigned", "network-denied", "secret-exposed",
           "approval-missing"},
          {}},
+        {"gate/ask_on", Kind::superset, {"protected-change", "network-denied"}, {}},
         {"gate/max_changed_files", Kind::count_max, {}, {}},
         {"gate/require_signature", Kind::true_is_tight, {}, {}},
         {"gate/max_patch_bytes", Kind::size_max, {}, {}},
@@ -130,7 +128,11 @@ Policy builtin() {
     set("secrets/allow", none);
     set("secrets/inject", "env");
     set("approvals/required", json::array());
+    set("approvals/approvers", none);
+    set("approvals/flag", none);
+    set("approvals/prompt", true);
     set("gate/fail_on", json::array());
+    set("gate/ask_on", json::array());
     set("gate/max_changed_files", none);
     set("gate/require_signature", false);
     set("gate/max_patch_bytes", none);

@@ -1,4 +1,6 @@
 // Tighten-only layering, loading presets and files (following `extends`), and diffs.
+#include "policy/approvers.hpp"
+#include "policy/capability.hpp"
 #include "policy/credentials.hpp"
 #include "policy/patterns.hpp"
 #include "policy/policy.hpp"
@@ -101,6 +103,23 @@ Order compare(const FieldSpec& spec, const json& old, const json& neu) {
         return old.is_null() ? Order::tighter : Order::looser;
     case Kind::credentials:
         return credentials_tighten(old, neu) ? Order::tighter : Order::looser;
+    case Kind::capabilities:
+        // Every pattern the old list required is still required (or covered by a wider one).
+        return covered(neu, old,
+                       [](const std::string& o, const std::string& i) {
+                           return capability_pattern_covers(o, i);
+                       })
+                   ? Order::tighter
+                   : Order::looser;
+    case Kind::capability_allow:
+        return covered(old, neu,
+                       [](const std::string& o, const std::string& i) {
+                           return capability_pattern_covers(o, i);
+                       })
+                   ? Order::tighter
+                   : Order::looser;
+    case Kind::approvers:
+        return approvers_tighten(old, neu) ? Order::tighter : Order::looser;
     case Kind::text:
     case Kind::size_default:
     case Kind::duration_default:
@@ -142,7 +161,9 @@ std::string format_value(const FieldSpec& spec, const json& v) {
         case Kind::set_once:
             return "unset";
         case Kind::credentials:
+        case Kind::approvers:
             return "none";
+        case Kind::capability_allow:
         case Kind::prefixes:
         case Kind::names:
         case Kind::hosts_allow:
@@ -155,6 +176,8 @@ std::string format_value(const FieldSpec& spec, const json& v) {
     switch (spec.kind) {
     case Kind::credentials:
         return format_credentials(v);
+    case Kind::approvers:
+        return format_approvers(v);
     case Kind::size_default:
     case Kind::size_max:
         return with_unit(

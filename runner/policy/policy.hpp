@@ -28,22 +28,25 @@ enum class Kind {
     cpus_max,
     count_default,
     count_max,
-    subset,         // enum list; fewer is tighter (modes, runtimes, methods)
-    superset,       // enum list; more is tighter (approvals.required, gate.fail_on)
-    globs,          // path globs; more is tighter (workspace.protected)
-    prefixes,       // image prefix patterns; narrower is tighter
-    names,          // variable-name patterns; narrower is tighter
-    hosts_allow,    // host rules; narrower is tighter
-    hosts_deny,     // host rules; more is tighter
-    cidrs,          // CIDRs; narrower is tighter
-    true_is_tight,  // require_digest, require_signature
-    false_is_tight, // flags_may_add_hosts
-    choice,         // workspace.default, network.default: one of the matching list
-    inject,         // secrets.inject: env < file
-    min_uid,        // higher is tighter
-    user,           // user.default: UID[:GID], at least min_uid
-    set_once,       // egress_network: a later layer may not change it
-    credentials,    // endpoint name -> entry; fewer entries and lower budgets are tighter
+    subset,           // enum list; fewer is tighter (modes, runtimes, methods)
+    superset,         // enum list; more is tighter (approvals.required, gate.fail_on)
+    globs,            // path globs; more is tighter (workspace.protected)
+    prefixes,         // image prefix patterns; narrower is tighter
+    names,            // variable-name patterns; narrower is tighter
+    hosts_allow,      // host rules; narrower is tighter
+    hosts_deny,       // host rules; more is tighter
+    cidrs,            // CIDRs; narrower is tighter
+    true_is_tight,    // require_digest, require_signature
+    false_is_tight,   // flags_may_add_hosts
+    choice,           // workspace.default, network.default: one of the matching list
+    inject,           // secrets.inject: env < file
+    min_uid,          // higher is tighter
+    user,             // user.default: UID[:GID], at least min_uid
+    set_once,         // egress_network: a later layer may not change it
+    credentials,      // endpoint name -> entry; fewer entries and lower budgets are tighter
+    capabilities,     // capability patterns; more is tighter (approvals.required)
+    capability_allow, // capability patterns; narrower is tighter, null = any (approvals.flag)
+    approvers,        // approvals.approvers; fewer, narrower is tighter; null = not yet set
 };
 
 struct FieldSpec {

@@ -4,9 +4,11 @@
 #include "audit/events.hpp"
 #include "audit/redact_file.hpp"
 #include "audit/verdict.hpp"
+#include "policy/approvers.hpp"
 #include "sandbox/egress.hpp"
 #include "sandbox/secret_files.hpp"
 #include "telemetry/otlp.hpp"
+#include "util/json_text.hpp"
 
 #include "audit/report.hpp"
 #include "sandbox/artifacts.hpp"
@@ -26,6 +28,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -146,7 +149,9 @@ private:
     Result<void> collect();
     Result<void> collect_changes();
     Result<void> collect_artifacts_step();
-    Result<void> check_protected(ChangeSet& changes);
+    void check_protected(const ChangeSet& changes);
+    void emit_approvals(); // approval.* events for decisions not yet in the log
+    void record_approvals();
     void teardown();
     void assemble_report();
     void export_telemetry(); // bounded; the outcome goes into the report // every field but
@@ -184,6 +189,9 @@ private:
     json m_report;
     json m_steps = json::array();
     bool m_out_ready = false;
+    std::string m_pending_approval; // why the run waits for an approval (protected paths)
+    std::size_t m_emitted_presented = 0, m_emitted_granted = 0, m_emitted_requested = 0;
+    std::size_t m_start_requests = 0; // requests made before the run started
 };
 
 Result<void> Pipeline::step(const char* name, const std::function<Result<void>()>& fn) {
@@ -231,6 +239,8 @@ Result<void> Pipeline::resolve() {
                                             {"sha256", policy::digest(*m_ctx.policy)},
                                             {"capabilities", m_ctx.decision.capabilities.size()}});
     }
+    emit_approvals();
+    m_start_requests = m_emitted_requested;
 
     if (m_opts.workspace_mode != config::WorkspaceMode::bind_ro) {
         std::vector<std::string> excludes = {".airlock"};
@@ -637,7 +647,7 @@ Result<void> Pipeline::collect_changes() {
         if (!after) return after.error();
         changes = diff_manifests(m_before, *after);
     }
-    auto protected_result = check_protected(changes);
+    check_protected(changes);
     json cj = to_json(changes);
     // One event per changed file, up to a bound; the manifest has them all.
     constexpr std::size_t k_file_events = 10000;
@@ -693,7 +703,7 @@ Result<void> Pipeline::collect_changes() {
         }
         m_report["changes"]["patch"] = *patch;
     }
-    return protected_result;
+    return {};
 }
 
 Result<void> Pipeline::choose_runtime(bool podman) {
@@ -722,57 +732,114 @@ Result<void> Pipeline::choose_runtime(bool podman) {
                           "runc; `airlock doctor` lists what the engine has");
 }
 
-// Changes under protected paths are withheld from OUT and stop the run, unless approved.
-Result<void> Pipeline::check_protected(ChangeSet& changes) {
-    if (!m_ctx.policy) return {};
+// A change under a protected path needs an approval for path:<path>. Without one the changes
+// stay in OUT, marked pending, the run ends 126 and the gate answers 3 until an approval bound to
+// the report (`airlock approve --for-report OUT`) is given to it.
+void Pipeline::check_protected(const ChangeSet& changes) {
+    if (!m_ctx.policy) return;
+    policy::NoApprovals none;
+    const policy::Approvals& approvals = m_ctx.approvals ? *m_ctx.approvals : none;
     json hits = json::array();
-    std::vector<std::string> paths;
+    std::vector<std::string> pending, globs;
     auto visit = [&](const std::vector<FileEntry>& list, const char* kind) {
-        for (const auto& e : list)
-            if (auto glob = policy::protected_by(*m_ctx.policy, e.path)) {
-                hits.push_back({{"path", e.path}, {"change", kind}, {"pattern", *glob}});
-                paths.push_back(e.path);
+        for (const auto& e : list) {
+            auto glob = policy::protected_by(*m_ctx.policy, e.path);
+            if (!glob) continue;
+            json hit = {{"path", e.path}, {"change", kind}, {"pattern", *glob}};
+            if (auto who = approvals.grant("path:" + e.path, std::string(kind) + " " + e.path)) {
+                hit["approved_by"] = *who;
+            } else {
+                pending.push_back(e.path);
+                if (std::find(globs.begin(), globs.end(), *glob) == globs.end())
+                    globs.push_back(*glob);
             }
+            hits.push_back(hit);
+        }
     };
     visit(changes.added, "added");
     visit(changes.modified, "modified");
     visit(changes.deleted, "deleted");
-    if (paths.empty()) return {};
-    std::string list;
-    for (const auto& p : paths)
+    emit_approvals();
+    if (hits.empty()) return;
+    m_report["protected_changes"] = {{"changes", hits}, {"pending", pending}};
+    if (pending.empty()) return;
+    std::string list, caps;
+    for (const auto& p : pending)
         list += (list.empty() ? "" : ", ") + p;
-    policy::NoApprovals none;
-    const policy::Approvals& approvals = m_ctx.approvals ? *m_ctx.approvals : none;
-    if (auto who = approvals.grant("workspace.protected-change", list)) {
-        m_report["protected_changes"] = {{"changes", hits}, {"approved_by", *who}};
-        return {};
-    }
-    const bool withheld = m_opts.workspace_mode == config::WorkspaceMode::volume;
-    if (withheld) {
-        // Gone from the files and from the manifest, so nothing applies them by accident.
-        for (const auto& p : paths) {
-            std::error_code ec;
-            fs::remove(m_out / "changes" / "files" / p, ec);
+    for (const auto& g : globs)
+        caps += std::string(caps.empty() ? "" : " ") + "--capability 'path:" + g + "'";
+    m_pending_approval =
+        "the task changed protected paths (" + list + "; workspace.protected from " +
+        m_ctx.policy->origin("workspace/protected") + ")" +
+        (m_opts.workspace_mode == config::WorkspaceMode::bind_rw
+             ? "; with bind-rw the change is already in the workspace"
+             : "; the changes are in the output, pending an approval") +
+        ": an approver runs `airlock approve --key KEY " + caps + " --for-report " +
+        m_out.string() + " --out approval.json`, then `airlock gate " + m_out.string() +
+        " --approvals approval.json`; " +
+        policy::approval_hint(*m_ctx.policy, "path:" + globs.front());
+}
+
+void Pipeline::emit_approvals() {
+    if (!m_ctx.approvals || !m_out_ready) return;
+    const json r = m_ctx.approvals->records();
+    if (!r.is_object()) return;
+    auto emit = [&](const char* key, const char* type, std::size_t& done, bool refused_only) {
+        const json& list = r[key];
+        for (; done < list.size(); ++done) {
+            const json& e = list[done];
+            if (refused_only && e.value("valid", true)) continue;
+            m_events.append(type, e);
         }
-        auto drop = [&](std::vector<FileEntry>& entries, bool counted) {
-            std::erase_if(entries, [&](const FileEntry& e) {
-                const bool hit = std::find(paths.begin(), paths.end(), e.path) != paths.end();
-                if (hit && counted && e.type == FileEntry::Type::file)
-                    changes.bytes_added_or_modified -= e.size;
-                return hit;
-            });
-        };
-        drop(changes.added, true);
-        drop(changes.modified, true);
-        drop(changes.deleted, false);
+    };
+    emit("presented", "approval.refused", m_emitted_presented, true);
+    emit("granted", "approval.granted", m_emitted_granted, false);
+    emit("requested", "approval.requested", m_emitted_requested, false);
+}
+
+// report.approvals: what was presented, granted and asked for, and one request per host the
+// proxy refused (a decision for a person: allow it next time, or not).
+void Pipeline::record_approvals() {
+    json r = m_ctx.approvals ? m_ctx.approvals->records() : json();
+    if (!r.is_object())
+        r = {
+            {"presented", json::array()}, {"granted", json::array()}, {"requested", json::array()}};
+    for (std::size_t i = 0; i < r["requested"].size(); ++i)
+        r["requested"][i]["stage"] = i < m_start_requests ? "start" : "collect";
+    std::map<std::pair<std::string, std::int64_t>, json> hosts;
+    const json& refusals = util::json_at(m_report, {"network", "summary", "refusals"});
+    for (const auto& d : refusals) {
+        if (!d.is_object() || d.value("decision", "") != "deny" || !d["host"].is_string() ||
+            !d["port"].is_number_integer())
+            continue;
+        json& h = hosts[{d["host"].get<std::string>(), d["port"].get<std::int64_t>()}];
+        if (h.is_null())
+            h = {{"count", 0},
+                 {"first_time", d.contains("time") ? d["time"] : json()},
+                 {"rule", d.contains("rule") ? d["rule"] : json()}};
+        h["count"] = h["count"].get<std::int64_t>() + 1;
     }
-    m_report["protected_changes"] = {{"changes", hits}, {"withheld", withheld}};
-    return make_error(ErrorKind::refused,
-                      "the task changed protected paths (" + list + "; workspace.protected from " +
-                          m_ctx.policy->origin("workspace/protected") + ")" +
-                          (withheld ? "; those changes were withheld from the output"
-                                    : "; with bind-rw the change is already in the workspace") +
-                          "; an approval for workspace.protected-change lets them through");
+    for (const auto& [key, h] : hosts) {
+        const std::string cap = "network.host:" + key.first + ":" + std::to_string(key.second);
+        json names = json::array();
+        if (m_ctx.policy)
+            for (const auto& a :
+                 policy::approvers_for(m_ctx.policy->get("approvals/approvers"), cap))
+                names.push_back(a.value("name", ""));
+        json q = {{"capability", cap},
+                  {"detail", "the proxy refused " + std::to_string(h["count"].get<std::int64_t>()) +
+                                 " request(s) to " + key.first + ":" + std::to_string(key.second)},
+                  {"stage", "network"},
+                  {"host", key.first},
+                  {"port", key.second},
+                  {"count", h["count"]},
+                  {"first_time", h["first_time"]},
+                  {"rule", h["rule"]},
+                  {"approvers", names}};
+        m_events.append("approval.requested", q);
+        r["requested"].push_back(std::move(q));
+    }
+    m_report["approvals"] = r;
 }
 
 void Pipeline::teardown() {
@@ -934,6 +1001,7 @@ RunOutcome Pipeline::run() {
         if (!r) failure = r.error();
     };
     run_step("resolve", &Pipeline::resolve);
+    if (!failure && m_ctx.refusal) failure = *m_ctx.refusal; // recorded; nothing is started
     run_step("preflight", &Pipeline::preflight);
     run_step("prepare", &Pipeline::prepare);
     run_step("create", &Pipeline::create);
@@ -970,12 +1038,20 @@ RunOutcome Pipeline::run() {
                   {"oom_killed", m_facts.oom_killed},
                   {"timed_out", m_facts.timed_out}};
         if (!m_facts.start_error.empty()) result["start_error"] = m_facts.start_error;
+        if (!m_pending_approval.empty()) {
+            result["needs_approval"] = m_pending_approval;
+            if (out.exit_code == 0) {
+                out.exit_code = exit_code::refused;
+                out.message = m_redactor.redact(m_pending_approval);
+            }
+        }
     }
     result["exit_code"] = out.exit_code;
     m_report["result"] = result;
     m_report["ended_at"] = audit::utc_now_rfc3339();
     if (m_out_ready) {
         assemble_report();
+        record_approvals();
         // What went wrong, and the policy's gate rules applied to it (the gate recomputes these
         // from the signed report). A signature comes after the report, so "unsigned" counts as
         // met here when a key was given.

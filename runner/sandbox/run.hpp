@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace airlock::sandbox {
@@ -21,6 +22,9 @@ struct RunContext {
     policy::Decision decision;                    // what enforce() allowed
     const policy::Approvals* approvals = nullptr; // null: nothing granted beyond the policy
     bool signing = false;                         // a signing key was given (see cli/run_cmd)
+    // Set when the policy refused the run before anything started but the refusal is still to be
+    // recorded (approvals were presented): OUT gets events and a report; no engine object is made.
+    std::optional<util::Error> refusal;
 };
 
 struct RunOutcome {

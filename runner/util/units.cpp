@@ -73,7 +73,7 @@ Result<std::uint64_t> parse_size(std::string_view text, std::string_view field) 
 }
 
 Result<std::chrono::milliseconds> parse_duration(std::string_view text, std::string_view field) {
-    const char* hint = "is not a duration (use 500ms, 30s, 10m, 1h30m)";
+    const char* hint = "is not a duration (use 500ms, 30s, 10m, 1h30m, 7d)";
     if (text.empty()) return bad(field, text, hint);
     double total_ms = 0;
     std::string_view rest = text;
@@ -101,6 +101,8 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text, std::str
             total_ms += v * 60000;
         else if (unit == "h")
             total_ms += v * 3600000;
+        else if (unit == "d")
+            total_ms += v * 86400000;
         else
             return bad(field, text, hint);
     }

@@ -99,7 +99,7 @@ TEST_CASE("audit: a run leaves every lifecycle event, chained, and a report with
     require_nothing_left(p);
 }
 
-TEST_CASE("audit: a protected change is a violation, an event and a failed check",
+TEST_CASE("audit: a protected change is a violation, an event and a check needing approval",
           "[integration][audit]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
@@ -115,22 +115,23 @@ TEST_CASE("audit: a protected change is a violation, an event and a failed check
     INFO(p.err);
     CHECK(p.exit_code == 126);
     const json report = read_report(dir);
-    REQUIRE(report["violations"].size() == 2);
-    CHECK(report["violations"][0]["rule"] == "policy-violation");
-    CHECK(report["violations"][1]["rule"] == "protected-change");
-    CHECK(report["violations"][1]["location"]["path"] == ".github/workflows/ci.yml");
-    bool failed = false;
+    REQUIRE(report["violations"].size() == 1);
+    CHECK(report["violations"][0]["rule"] == "protected-change");
+    CHECK(report["violations"][0]["location"]["path"] == ".github/workflows/ci.yml");
+    bool ask = false;
     for (const auto& c : report["checks"])
-        if (c["id"] == "protected-change") failed = c["status"] == "fail";
-    CHECK(failed);
+        if (c["id"] == "protected-change") ask = c["status"] == "needs_approval";
+    CHECK(ask);
     CHECK(report["verdict"]["passed"] == false);
+    CHECK(report["verdict"]["needs_approval"] == false); // unsigned fails as well
+    CHECK(report["protected_changes"]["pending"] == json::array({".github/workflows/ci.yml"}));
     CHECK(report["ci"]["provider"] == "github");
     CHECK(report["ci"]["commit"] == "0123abcd");
     CHECK(report["ci"]["url"] == "https://github.example/org/repo/actions/runs/77");
     std::size_t violation_events = 0;
     for (const auto& e : events_of(dir))
         violation_events += e["type"] == "violation" ? 1 : 0;
-    CHECK(violation_events == 2);
+    CHECK(violation_events == 1);
     REQUIRE(audit::verify_event_chain(dir / "events.jsonl"));
     check_against_schema(report);
     require_nothing_left(p);

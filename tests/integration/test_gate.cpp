@@ -1,5 +1,6 @@
 // The signed run and the merge gate, end to end: keygen, a signed run with every rendering, the
-// gate passing, one flipped byte in any file failing it, and a protected change failing it.
+// gate passing, one flipped byte in any file failing it, and a protected change needing an
+// approval (test_approvals.cpp gives it one).
 #include "harness.hpp"
 
 #include <catch2/catch.hpp>
@@ -76,7 +77,8 @@ TEST_CASE("gate: a signed run passes; one flipped byte in any file fails it",
     require_nothing_left(p);
 }
 
-TEST_CASE("gate: a task that changed a protected path fails the gate", "[integration][gate]") {
+TEST_CASE("gate: a task that changed a protected path needs an approval at the gate",
+          "[integration][gate]") {
     REQUIRE_ENGINE();
     TempDir keys, ws, out;
     REQUIRE(run_airlock({"keygen", "--out", (keys.path() / "ci").string()}).exit_code == 0);
@@ -89,8 +91,9 @@ TEST_CASE("gate: a task that changed a protected path fails the gate", "[integra
     auto g = run_airlock({"gate", dir.string(), "--policy", "standard", "--pubkey",
                           (keys.path() / "ci.pub").string()});
     INFO(g.out << g.err);
-    CHECK(g.exit_code == 1);
-    CHECK_THAT(g.out, Catch::Contains("FAIL  protected-change"));
+    CHECK(g.exit_code == 3);
+    CHECK_THAT(g.out, Catch::Contains("ASK   protected-change"));
+    CHECK_THAT(g.out, Catch::Contains("gate: NEEDS APPROVAL"));
     CHECK_THAT(g.out, Catch::Contains("PASS  signature"));
     require_nothing_left(p);
 }

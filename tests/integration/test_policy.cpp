@@ -88,7 +88,9 @@ TEST_CASE("a request above the ceiling is refused before anything exists",
     CHECK(p.exit_code == 126);
     CHECK(p.err == "airlock: refused: --memory: 4g is above the policy ceiling 2g "
                    "(resources.memory.max from preset strict); lower it, or get an approval for "
-                   "resources.above-ceiling\n");
+                   "resources.above-ceiling; nobody can approve resources.above-ceiling under this "
+                   "policy (no approver lists it, approvals.flag does not allow it and "
+                   "approvals.prompt is off)\n");
     CHECK(run_id_of(p.err).empty());
     CHECK_FALSE(fs::exists(out.path() / "run"));
     require_nothing_left(p);
@@ -220,7 +222,8 @@ TEST_CASE("a secret the policy does not name is refused", "[integration][policy]
     CHECK(p.err.find("abcdefghijklmnop") == std::string::npos);
 }
 
-TEST_CASE("changes to protected paths are withheld and stop the run", "[integration][policy]") {
+TEST_CASE("changes to protected paths wait for an approval and stop the run",
+          "[integration][policy]") {
     REQUIRE_ENGINE();
     TempDir ws, out;
     write_file(ws.path() / ".github/workflows/ci.yml", "on: push\n");
@@ -232,17 +235,21 @@ TEST_CASE("changes to protected paths are withheld and stop the run", "[integrat
     INFO(p.err);
     CHECK(p.exit_code == 126);
     CHECK(p.err.find("the task changed protected paths (.github/workflows/ci.yml; "
-                     "workspace.protected from preset standard); those changes were withheld") !=
-          std::string::npos);
-    CHECK_FALSE(fs::exists(out.path() / "run/changes/files/.github/workflows/ci.yml"));
+                     "workspace.protected from preset standard); the changes are in the output, "
+                     "pending an approval") != std::string::npos);
+    // Kept in OUT for an approval bound to the report; the checkout is untouched.
+    CHECK(read_file(out.path() / "run/changes/files/.github/workflows/ci.yml") ==
+          "on: pull_request_target\n");
     CHECK(read_file(out.path() / "run/changes/files/result.txt") == "ok\n");
     CHECK(read_file(ws.path() / ".github/workflows/ci.yml") == "on: push\n");
     auto rep = read_report(out.path() / "run");
-    CHECK(rep["result"]["outcome"] == "refused");
+    CHECK(rep["result"]["outcome"] == "success");
+    CHECK(rep["result"]["exit_code"] == 126);
     CHECK(rep["protected_changes"]["changes"][0]["pattern"] == ".github/workflows/**");
-    const std::string manifest = read_file(out.path() / "run/changes/manifest.json");
-    CHECK(manifest.find("result.txt") != std::string::npos);
-    CHECK(manifest.find("ci.yml") == std::string::npos);
+    CHECK(rep["protected_changes"]["pending"] ==
+          nlohmann::json::array({".github/workflows/ci.yml"}));
+    // Unsigned, so standard's "unsigned" rule fails too: the verdict is a failure, not a question.
+    CHECK(rep["verdict"]["needs_approval"] == false);
     require_nothing_left(p);
 }
 

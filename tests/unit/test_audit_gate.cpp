@@ -97,7 +97,7 @@ struct Run {
 
     audit::GateResult gate(bool with_key = true,
                            std::optional<audit::GatePolicy> policy = std::nullopt) const {
-        audit::GateOptions o{out, std::move(policy), std::nullopt, "k.pub"};
+        audit::GateOptions o{out, std::move(policy), std::nullopt, "k.pub", {}, 0};
         if (with_key) o.public_key = pub;
         auto r = audit::run_gate(o);
         REQUIRE(r.ok());
@@ -259,7 +259,7 @@ TEST_CASE("gate: an extra file, a missing one, the envelope or the wrong key fai
     SECTION("another key") {
         auto other = audit::keygen((run.dir / "other").string());
         REQUIRE(other.ok());
-        audit::GateOptions o{run.out, std::nullopt, slurp(other->public_key), "other.pub"};
+        audit::GateOptions o{run.out, std::nullopt, slurp(other->public_key), "other.pub", {}, 0};
         auto r = audit::run_gate(o);
         REQUIRE(r.ok());
         CHECK(find(*r, "signature").status == audit::CheckStatus::fail);
@@ -291,7 +291,7 @@ TEST_CASE("gate: an image outside images.allow fails", "[audit][gate]") {
 
 TEST_CASE("gate: unusable input is an error naming the file", "[audit][gate]") {
     Run run;
-    audit::GateOptions o{run.dir / "nope", std::nullopt, std::nullopt, ""};
+    audit::GateOptions o{run.dir / "nope", std::nullopt, std::nullopt, "", {}, 0};
     auto r = audit::run_gate(o);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("nope: no such directory") != std::string::npos);

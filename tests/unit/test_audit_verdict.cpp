@@ -47,7 +47,8 @@ TEST_CASE("a clean run has no violations and passes the standard gate", "[verdic
     CHECK(check(checks, "oom")["status"] == "not_enforced");
     CHECK(check(checks, "max-changed-files")["status"] == "pass");
     CHECK(check(checks, "max-changed-files")["message"] == "3 changed files (at most 500)");
-    CHECK(audit::verdict_of(checks) == json{{"passed", true}, {"reasons", json::array()}});
+    CHECK(audit::verdict_of(checks) ==
+          json{{"passed", true}, {"needs_approval", false}, {"reasons", json::array()}});
 }
 
 TEST_CASE("each kind of trouble becomes a violation with its rule", "[verdict]") {

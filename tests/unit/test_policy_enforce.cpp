@@ -72,15 +72,18 @@ TEST_CASE("a request above a ceiling is refused with field, request and ceiling"
     auto e = apply({"standard"}, request({{"memory", "16g"}}));
     REQUIRE_FALSE(e.decision.ok());
     CHECK(e.decision.error().kind == ErrorKind::refused);
-    CHECK(e.decision.error().message ==
-          "--memory: 16g is above the policy ceiling 8g (resources.memory.max from preset "
-          "standard); lower it, or get an approval for resources.above-ceiling");
+    CHECK_THAT(e.decision.error().message,
+               Catch::StartsWith(
+                   "--memory: 16g is above the policy ceiling 8g (resources.memory.max from preset "
+                   "standard); lower it, or get an approval for resources.above-ceiling"));
 
     auto t = apply({"strict"}, request({{"timeout", "1h"}}));
     REQUIRE_FALSE(t.decision.ok());
-    CHECK(t.decision.error().message ==
-          "--timeout: 1h is above the policy ceiling 30m (resources.timeout.max from preset "
-          "strict); lower it, or get an approval for resources.above-ceiling");
+    CHECK_THAT(
+        t.decision.error().message,
+        Catch::StartsWith(
+            "--timeout: 1h is above the policy ceiling 30m (resources.timeout.max from preset "
+            "strict); lower it, or get an approval for resources.above-ceiling"));
 
     auto ok = apply({"standard"}, request({{"memory", "8g"}, {"cpus", "2"}}));
     CHECK(ok.decision.ok());
@@ -100,9 +103,11 @@ TEST_CASE("an approval lets a request above the ceiling through and is recorded"
 TEST_CASE("workspace modes: outside the policy, and needing approval", "[policy]") {
     auto e = apply({"standard"}, request({{"workspace_mode", "bind-rw"}}));
     REQUIRE_FALSE(e.decision.ok());
-    CHECK(e.decision.error().message ==
-          "--workspace-mode: \"bind-rw\" is not an allowed workspace mode (volume, bind-ro; "
-          "workspace.modes from preset standard)");
+    CHECK_THAT(
+        e.decision.error().message,
+        Catch::StartsWith(
+            "--workspace-mode: \"bind-rw\" is not an allowed workspace mode (volume, bind-ro; "
+            "workspace.modes from preset standard)"));
 
     auto ro = apply({"standard"}, request({{"workspace_mode", "bind-ro"}}));
     REQUIRE(ro.decision.ok());
@@ -131,9 +136,10 @@ TEST_CASE("approvals.required asks for an approval even within the policy", "[po
     REQUIRE(o.ok());
     auto refused = enforce(*p, req, *o, NoApprovals());
     REQUIRE_FALSE(refused.ok());
-    CHECK(refused.error().message ==
-          "--workspace-mode bind-rw needs an explicit approval for workspace.bind-rw "
-          "(approvals.required from org.json)");
+    CHECK_THAT(refused.error().message,
+               Catch::StartsWith(
+                   "--workspace-mode bind-rw needs an explicit approval for workspace.bind-rw "
+                   "(approvals.required from org.json)"));
     GrantAll grants;
     CHECK(enforce(*p, req, *o, grants).ok());
     CHECK(grants.granted == std::vector<std::string>{"workspace.bind-rw"});
@@ -142,10 +148,12 @@ TEST_CASE("approvals.required asks for an approval even within the policy", "[po
 TEST_CASE("images outside the allow list and undigested images", "[policy]") {
     auto e = apply({"strict"}, request({{"image", "docker.io/library/debian:12"}}));
     REQUIRE_FALSE(e.decision.ok());
-    CHECK(e.decision.error().message ==
-          "--image: \"docker.io/library/debian:12\" is not among the allowed images (airlock/*; "
-          "images.allow from preset strict); use an allowed image, or get an approval for "
-          "image.unlisted");
+    CHECK_THAT(
+        e.decision.error().message,
+        Catch::StartsWith(
+            "--image: \"docker.io/library/debian:12\" is not among the allowed images (airlock/*; "
+            "images.allow from preset strict); use an allowed image, or get an approval for "
+            "image:docker.io/library/debian:12"));
     auto p = load({"standard"});
     REQUIRE(p.ok());
     Document d;
@@ -170,8 +178,9 @@ TEST_CASE("runtimes: requested must be allowed; otherwise the policy's preferenc
     auto o = config::resolve(req, env_of);
     auto r = enforce(*p, req, *o, NoApprovals());
     REQUIRE_FALSE(r.ok());
-    CHECK(r.error().message == "--runtime: \"runc\" is not an allowed runtime (runsc; "
-                               "runtime.allow from org.json)");
+    CHECK_THAT(r.error().message,
+               Catch::StartsWith("--runtime: \"runc\" is not an allowed runtime (runsc; "
+                                 "runtime.allow from org.json)"));
     auto dflt = request({});
     auto o2 = config::resolve(dflt, env_of);
     REQUIRE(enforce(*p, dflt, *o2, NoApprovals()).ok());
@@ -185,9 +194,11 @@ TEST_CASE("variables the policy does not allow never cross", "[policy]") {
     auto e = apply({"standard"}, req);
     REQUIRE_FALSE(e.decision.ok());
     CHECK(e.decision.error().kind == ErrorKind::refused);
-    CHECK(e.decision.error().message ==
-          "--env: HOME may not cross into the container (env.allow from preset standard); drop "
-          "it, or pass a credential with --secret");
+    CHECK_THAT(
+        e.decision.error().message,
+        Catch::StartsWith(
+            "--env: HOME may not cross into the container (env.allow from preset standard); drop "
+            "it, or pass a credential with --secret"));
     req.env = {"LANG"};
     auto ok = apply({"standard"}, req);
     REQUIRE(ok.decision.ok());
@@ -207,18 +218,22 @@ TEST_CASE("secrets must be allowed by name; values stay out of messages", "[poli
 
     auto strict = apply({"strict"}, req);
     REQUIRE_FALSE(strict.decision.ok());
-    CHECK(strict.decision.error().message ==
-          "--secret: OPENAI_API_KEY is not a secret this policy lets in (secrets.allow from "
-          "preset strict)");
+    CHECK_THAT(
+        strict.decision.error().message,
+        Catch::StartsWith(
+            "--secret: OPENAI_API_KEY is not a secret this policy lets in (secrets.allow from "
+            "preset strict)"));
     CHECK(strict.decision.error().message.find("sk-test") == std::string::npos);
 }
 
 TEST_CASE("user IDs below min_uid are refused", "[policy]") {
     auto e = apply({"standard"}, request({{"user", "500:500"}}));
     REQUIRE_FALSE(e.decision.ok());
-    CHECK(e.decision.error().message ==
-          "--user: UID 500 is below 1000 (user.min_uid from preset standard); use a UID of at "
-          "least 1000");
+    CHECK_THAT(
+        e.decision.error().message,
+        Catch::StartsWith(
+            "--user: UID 500 is below 1000 (user.min_uid from preset standard); use a UID of at "
+            "least 1000"));
 }
 
 TEST_CASE("protected paths", "[policy]") {
@@ -245,7 +260,7 @@ TEST_CASE("what a looser policy allows beyond standard is named", "[policy]") {
     }
     std::sort(caps.begin(), caps.end());
     CHECK(caps ==
-          std::vector<std::string>{"env.unlisted", "image.unlisted", "resources.above-ceiling"});
+          std::vector<std::string>{"env:HOME", "image:example/tool:1", "resources.above-ceiling"});
     auto plain = apply({"standard"}, request({}));
     REQUIRE(plain.decision.ok());
     CHECK(beyond(*standard, plain.opts, "policy preset standard").empty());

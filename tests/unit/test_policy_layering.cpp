@@ -98,12 +98,23 @@ const std::map<std::string, Case>& cases() {
         {"secrets/allow", {json::array({"OPENAI_API_KEY"}), json::array({"AWS_*"})}},
         {"secrets/inject", {"file", nullptr}},
         {"approvals/required",
-         {json::array({"network.open", "network.audit", "workspace.bind-rw",
-                       "workspace.protected-change", "image.unlisted"}),
+         {json::array({"network.open", "network.audit", "workspace.bind-rw", "path:*", "image:*"}),
           json::array({"network.open"})}},
+        // Standard names no approvers: the first list is free, so there is no looser one.
+        {"approvals/approvers",
+         {json::array(
+              {{{"name", "alice"},
+                {"public_key", "-----BEGIN PUBLIC "
+                               "KEY-----\nMCowBQYDK2VwAyEADXQ3r+MzzqEmeoHQaVsYZJilsEkhxawrL+"
+                               "NhaJG1lmo=\n-----END PUBLIC KEY-----\n"}}}),
+          nullptr}},
+        {"approvals/flag", {json::array(), json::array({"network.open"})}},
+        {"approvals/prompt", {false, nullptr}},
+        {"gate/ask_on",
+         {json::array({"protected-change", "network-denied"}), json::array({"protected-change"})}},
         {"gate/fail_on",
          {json::array({"task-failed", "policy-violation", "protected-change",
-                       "enforcement-mismatch", "unsigned", "timeout"}),
+                       "enforcement-mismatch", "unsigned", "timeout", "approval-missing"}),
           json::array({"task-failed"})}},
         {"gate/max_changed_files", {10, 1000}},
         {"gate/require_signature", {nullptr, false}},

@@ -112,7 +112,7 @@ TEST_CASE("flags add hosts only where the policy lets them", "[policy][network]"
         CHECK(has(e.opts.network.allow, "allowed.test:80"));
         bool recorded = false;
         for (const auto& g : e.decision->capabilities)
-            recorded = recorded || (g.capability == "network.add-hosts" &&
+            recorded = recorded || (g.capability == "network.host:allowed.test:80" &&
                                     g.detail.find("allowed.test:80") != std::string::npos);
         CHECK(recorded);
     }

@@ -105,6 +105,7 @@ TEST_CASE("parse_duration accepts ms, s, m, h and bare seconds", "[util][units]"
         {"0.5", milliseconds(500)},
         {"10M", milliseconds(600'000)},
         {"1MS", milliseconds(1)},
+        {"7d", milliseconds(604'800'000)},
     };
     for (const auto& c : cases) {
         INFO(c.text);
@@ -117,7 +118,7 @@ TEST_CASE("parse_duration accepts ms, s, m, h and bare seconds", "[util][units]"
 TEST_CASE("parse_duration rejects what is not a duration", "[util][units]") {
     // "1h30" is ambiguous (30 minutes? seconds?): a bare number is only allowed on its own.
     for (const char* text :
-         {"10x", "", "1h30", "m", "s", "-5s", "1d", "30 s", " 30s", "30s ", "1e3", "5mss", "h1"}) {
+         {"10x", "", "1h30", "m", "s", "-5s", "1w", "30 s", " 30s", "30s ", "1e3", "5mss", "h1"}) {
         INFO('"' << text << '"');
         auto r = parse_duration(text, "--timeout");
         REQUIRE_FALSE(r.ok());
@@ -129,7 +130,8 @@ TEST_CASE("parse_duration rejects what is not a duration", "[util][units]") {
 TEST_CASE("parse_duration error text", "[util][units]") {
     auto r = parse_duration("10x", "--timeout");
     REQUIRE_FALSE(r.ok());
-    CHECK(r.error().message == "--timeout: \"10x\" is not a duration (use 500ms, 30s, 10m, 1h30m)");
+    CHECK(r.error().message ==
+          "--timeout: \"10x\" is not a duration (use 500ms, 30s, 10m, 1h30m, 7d)");
 
     auto zero = parse_duration("0s", "--grace");
     REQUIRE_FALSE(zero.ok());
