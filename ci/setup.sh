@@ -34,7 +34,7 @@ JOBS=${AIRLOCK_JOBS:-2}
 
 PACKAGES=(build-essential cmake pkg-config git libcurl4-openssl-dev nlohmann-json3-dev
   libcxxopts-dev libspdlog-dev catch2 libarchive-dev libssl-dev libxml2-dev docker.io debootstrap
-  ca-certificates iproute2 procps socat openssl jq)
+  ca-certificates iproute2 procps socat openssl jq python3-yaml)
 
 step() { printf '==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }

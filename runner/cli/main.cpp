@@ -27,6 +27,7 @@ const char* k_usage =
     "  doctor                               check the engine and this machine\n"
     "  report OUT [--format F]              render OUT/report.json: md, sarif, junit, ...\n"
     "  apply OUT [--workspace DIR]          apply a run's changes when its gate passes\n"
+    "  images build [NAME...|--all]         build the agent images through the engine\n"
     "  version                              print the version\n"
     "\n"
     "`airlock <command> --help` tells more. Docs: README.md, docs/.\n";
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
         if (cmd == "report") return report_command(argc - 1, argv + 1);
         if (cmd == "apply") return apply_command(argc - 1, argv + 1);
         if (cmd == "approve") return approve_command(argc - 1, argv + 1);
+        if (cmd == "images") return images_command(argc - 1, argv + 1);
         if (cmd == "version" || cmd == "--version") {
             std::printf("airlock %s\n", AIRLOCK_VERSION);
             return 0;

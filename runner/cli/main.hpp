@@ -14,6 +14,7 @@ int keygen_command(int argc, char** argv);
 int report_command(int argc, char** argv);
 int apply_command(int argc, char** argv);
 int approve_command(int argc, char** argv);
+int images_command(int argc, char** argv);
 
 // airlock's own messages go to stderr as "airlock: ..." lines.
 void say(const char* fmt_text);

@@ -1,6 +1,7 @@
 #include "sandbox/copy.hpp"
 
 #include "sandbox/output.hpp"
+#include "util/fd.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -14,36 +15,9 @@ using util::ErrorKind;
 using util::make_error;
 using util::Result;
 
-namespace {
-struct Pipe {
-    int rd = -1, wr = -1;
-    Pipe() {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) == 0) {
-            rd = fds[0];
-            wr = fds[1];
-            ::fcntl(wr, F_SETPIPE_SZ, 1 << 20);
-        }
-    }
-    ~Pipe() {
-        close_rd();
-        close_wr();
-    }
-    void close_rd() {
-        if (rd >= 0) ::close(rd);
-        rd = -1;
-    }
-    void close_wr() {
-        if (wr >= 0) ::close(wr);
-        wr = -1;
-    }
-    bool ok() const { return rd >= 0 && wr >= 0; }
-};
-} // namespace
-
 Result<Manifest> copy_in(docker::Client& client, const std::string& container_id,
                          const WorkspaceScan& scan, TarOwner owner) {
-    Pipe pipe;
+    util::Pipe pipe;
     if (!pipe.ok()) return make_error(ErrorKind::io, std::string("pipe: ") + std::strerror(errno));
     std::optional<Result<Manifest>> produced;
     std::thread producer([&] {
@@ -68,7 +42,7 @@ Result<Manifest> copy_in(docker::Client& client, const std::string& container_id
 Result<ChangeSet> copy_out(docker::Client& client, const std::string& container_id,
                            const Manifest& before, const std::filesystem::path& files_dir,
                            CopyOutLimits limits) {
-    Pipe pipe;
+    util::Pipe pipe;
     if (!pipe.ok()) return make_error(ErrorKind::io, std::string("pipe: ") + std::strerror(errno));
     std::optional<Result<ChangeSet>> consumed;
     std::thread consumer([&] {

@@ -1,6 +1,7 @@
 #include "util/fd.hpp"
 
 #include <cerrno>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -16,6 +17,30 @@ Fd& Fd::operator=(Fd&& other) noexcept {
         m_fd = other.release();
     }
     return *this;
+}
+
+Pipe::Pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) == 0) {
+        rd = fds[0];
+        wr = fds[1];
+        ::fcntl(wr, F_SETPIPE_SZ, 1 << 20); // a hint: the default 64 KiB if refused
+    }
+}
+
+Pipe::~Pipe() {
+    close_rd();
+    close_wr();
+}
+
+void Pipe::close_rd() {
+    if (rd >= 0) ::close(rd);
+    rd = -1;
+}
+
+void Pipe::close_wr() {
+    if (wr >= 0) ::close(wr);
+    wr = -1;
 }
 
 bool write_all(int fd, std::string_view data) {

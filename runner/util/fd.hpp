@@ -26,6 +26,19 @@ private:
     int m_fd = -1;
 };
 
+// A pipe (both ends close-on-exec, 1 MiB of buffer where the kernel allows) whose ends close
+// when it is destroyed or when asked; streams a tar between a producer thread and the engine.
+struct Pipe {
+    int rd = -1, wr = -1;
+    Pipe();
+    ~Pipe();
+    Pipe(const Pipe&) = delete;
+    Pipe& operator=(const Pipe&) = delete;
+    void close_rd();
+    void close_wr();
+    bool ok() const { return rd >= 0 && wr >= 0; }
+};
+
 // Writes all of `data`, retrying on EINTR and short writes and waiting when the descriptor is
 // non-blocking. False (errno set) on any other failure.
 bool write_all(int fd, std::string_view data);
