@@ -48,7 +48,7 @@ TEST_CASE("image tags: airlock/NAME:latest or a bare tag or a whole reference", 
     CHECK(image_tag("codex", "codex:1") == "codex:1");
 }
 
-TEST_CASE("--all builds agent-base first and the others FROM it", "[cli][images]") {
+TEST_CASE("images build --all builds agent-base first and the others FROM it", "[cli][images]") {
     ImagesRequest r;
     r.all = AllImages::yes;
     r.base = "airlock/debian:bookworm";
