@@ -299,7 +299,7 @@ TEST_CASE("approvals: the prompt on a terminal (yes, no) and never without one",
     }
 }
 
-TEST_CASE("approvals: a protected change makes the gate answer 3; a bound approval makes it 0",
+TEST_CASE("approvals: a protected change makes the gate answer 3, a bound approval makes it 0",
           "[integration][approvals][gate]") {
     REQUIRE_ENGINE();
     Approvers a;

@@ -14,7 +14,7 @@ using namespace airlock::test;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-TEST_CASE("artifacts: declared files are copied out with their hashes; links are never followed",
+TEST_CASE("artifacts: declared files are copied out with their hashes, links are never followed",
           "[integration][artifacts]") {
     REQUIRE_ENGINE();
     TempDir ws, out;

@@ -151,7 +151,7 @@ std::string new_key() {
 
 } // namespace
 
-TEST_CASE("credentials: the sidecar adds the key; the agent container never holds it",
+TEST_CASE("credentials: the sidecar adds the key, the agent container never holds it",
           "[integration][credentials]") {
     REQUIRE_ENGINE();
     auto& net = TestNet::get();
@@ -224,7 +224,7 @@ TEST_CASE("credentials: the sidecar adds the key; the agent container never hold
     require_nothing_left(r.run.proc);
 }
 
-TEST_CASE("credentials: another path prefix or host is refused; a stream arrives in pieces",
+TEST_CASE("credentials: another path prefix or host is refused, a stream arrives in pieces",
           "[integration][credentials]") {
     REQUIRE_ENGINE();
     const std::string script =

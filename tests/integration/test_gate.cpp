@@ -28,7 +28,7 @@ void flip_one_byte(const fs::path& p) {
 
 } // namespace
 
-TEST_CASE("gate: a signed run passes; one flipped byte in any file fails it",
+TEST_CASE("gate: a signed run passes, one flipped byte in any file fails it",
           "[integration][gate]") {
     REQUIRE_ENGINE();
     TempDir keys, ws, out;
@@ -152,7 +152,7 @@ TEST_CASE("apply: the patch applies to the original tree, only past a passing ga
     require_nothing_left(p);
 }
 
-TEST_CASE("github: task output cannot issue workflow commands; the summary and annotations are "
+TEST_CASE("github: task output cannot issue workflow commands, the summary and annotations are "
           "written",
           "[integration][gate]") {
     REQUIRE_ENGINE();

@@ -357,7 +357,7 @@ TEST_CASE("a refusal names the capability, who can approve it and the command", 
           "approvals.flag does not allow it and approvals.prompt is off)");
 }
 
-TEST_CASE("the gate: ask_on rules need an approval; approved violations no longer count",
+TEST_CASE("the gate: ask_on rules need an approval, approved violations no longer count",
           "[approvals][gate]") {
     json values = {{"gate",
                     {{"fail_on", json::array({"task-failed"})},

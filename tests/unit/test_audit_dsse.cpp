@@ -61,7 +61,7 @@ TEST_CASE("PAE is the DSSE v1 encoding, byte for byte", "[audit][dsse]") {
     CHECK(audit::pae("t", binary) == std::string("DSSEv1 1 t 3 a\0b", 16));
 }
 
-TEST_CASE("base64 round trip; malformed text is refused", "[audit][dsse]") {
+TEST_CASE("base64 round trip, malformed text is refused", "[audit][dsse]") {
     const std::vector<std::string> inputs = {"",     "f",     "fo",     "foo",
                                              "foob", "fooba", "foobar", std::string("\0\xff", 2)};
     for (const auto& s : inputs)
@@ -94,7 +94,7 @@ TEST_CASE("keygen writes PKCS#8 0600 and SPKI PEM, and never overwrites", "[audi
     fs::remove_all(k.dir);
 }
 
-TEST_CASE("sign and verify round trip; any flipped byte fails", "[audit][dsse]") {
+TEST_CASE("sign and verify round trip, any flipped byte fails", "[audit][dsse]") {
     Keys k;
     const std::string stmt = statement_bytes();
     auto env = audit::make_envelope(stmt, k.priv, "k.key");
@@ -153,7 +153,7 @@ TEST_CASE("a signing error never shows the key", "[audit][dsse]") {
     CHECK(r.error().message.find("c2VjcmV0") == std::string::npos);
 }
 
-TEST_CASE("subjects: every regular file, sorted; a symlink is refused", "[audit][dsse]") {
+TEST_CASE("subjects: every regular file, sorted, a symlink is refused", "[audit][dsse]") {
     auto out = temp_dir();
     fs::create_directories(out / "logs");
     spit(out / "report.json", "{}");

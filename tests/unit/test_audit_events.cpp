@@ -28,7 +28,7 @@ std::vector<std::string> lines_of(const fs::path& p) {
 }
 } // namespace
 
-TEST_CASE("events chain and verify; an edit or a removal is found", "[audit][events]") {
+TEST_CASE("events chain and verify, an edit or a removal is found", "[audit][events]") {
     auto dir = temp_dir();
     audit::Redactor redactor({"s3cr3t-value"});
     {

@@ -167,7 +167,7 @@ TEST_CASE("images outside the allow list and undigested images", "[policy]") {
     CHECK(r.error().message.find("is not pinned by digest") != std::string::npos);
 }
 
-TEST_CASE("runtimes: requested must be allowed; otherwise the policy's preference", "[policy]") {
+TEST_CASE("runtimes: requested must be allowed, otherwise the policy's preference", "[policy]") {
     auto p = load({"standard"});
     REQUIRE(p.ok());
     Document d;
@@ -205,7 +205,7 @@ TEST_CASE("variables the policy does not allow never cross", "[policy]") {
     CHECK(ok.decision->env_names == std::vector<std::string>{"LANG"});
 }
 
-TEST_CASE("secrets must be allowed by name; values stay out of messages", "[policy]") {
+TEST_CASE("secrets must be allowed by name, values stay out of messages", "[policy]") {
     auto req = request({});
     req.secrets = {"OPENAI_API_KEY"};
     req.secret_origins = {"--secret"};

@@ -184,7 +184,7 @@ TEST_CASE("no --policy means standard", "[policy]") {
     CHECK(p->get("network/default") == "none");
 }
 
-TEST_CASE("defaults follow a lowered ceiling; one set above it is a problem", "[policy]") {
+TEST_CASE("defaults follow a lowered ceiling, one set above it is a problem", "[policy]") {
     Policy p = standard();
     CHECK(apply_layer(p, doc(R"({"resources": {"memory": {"max": "1g"}}})")).empty());
     CHECK(p.get("resources/memory/default") == 1ull << 30);

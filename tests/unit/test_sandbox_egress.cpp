@@ -134,7 +134,7 @@ TEST_CASE("in proxied modes the agent keeps no network and runs airlock-init", "
     CHECK(bad[0].field == "Mounts./run/airlock");
 }
 
-TEST_CASE("none keeps the plain body; open puts the task on the egress network", "[egress]") {
+TEST_CASE("none keeps the plain body, open puts the task on the egress network", "[egress]") {
     config::RunOptions o;
     o.command = {"true"};
     ContainerPlan plan{"r1", "sha256:abc", "ws", "/w", "", "", {}};

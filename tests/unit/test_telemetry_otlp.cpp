@@ -112,7 +112,7 @@ TEST_CASE("the trace has a run span and a span per step, the task's as the child
         CHECK(s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736");
 }
 
-TEST_CASE("each event is a log record; refusals and violations are warnings", "[telemetry]") {
+TEST_CASE("each event is a log record, refusals and violations are warnings", "[telemetry]") {
     auto ctx = make_trace_context(env_of({}));
     std::vector<json> events = {
         {{"seq", 1}, {"time", "2026-11-27T01:02:03.500Z"}, {"type", "run.start"}, {"image", "x"}},
