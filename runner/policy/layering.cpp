@@ -359,7 +359,9 @@ void load_chain(const std::string& spec, const std::filesystem::path& dir,
         return;
     }
     if (static_cast<int>(stack.size()) >= k_max_extends_depth) {
-        problems.push_back({where_file, where_ptr, "extends more than 16 levels deep"});
+        problems.push_back({where_file, where_ptr,
+                            "extends more than " + std::to_string(k_max_extends_depth) +
+                                " levels deep (merge some of the files into one)"});
         return;
     }
     auto parsed = parse_document(text, source, doc_dir);

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@
 using namespace airlock::config;
 using airlock::util::ErrorKind;
 using std::chrono::milliseconds;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -61,6 +64,35 @@ const char* k_full_task = R"({
   "pull": "never",
   "command": ["make", "test"]
 })";
+
+// A fresh directory, removed afterwards.
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "airlock-options-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+};
+
+void write(const fs::path& file, const std::string& text) {
+    std::ofstream out(file, std::ios::binary);
+    out << text;
+    REQUIRE(out);
+}
+
+RunRequest with_secrets(std::vector<std::string> secrets) {
+    RunRequest r = flags({});
+    r.secret_origins.assign(secrets.size(), "--secret");
+    r.secrets = std::move(secrets);
+    return r;
+}
 
 } // namespace
 
@@ -453,4 +485,113 @@ TEST_CASE("endless or huge files are refused by size, not read whole", "[config]
     auto r = resolve(req, no_env);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message == "--secret: /dev/zero is larger than 64 KiB");
+}
+
+TEST_CASE("secret NAME=@FILE reads the file and drops one trailing newline", "[config][resolve]") {
+    TempDir dir;
+    write(dir.path / "lf", "sk-file-value-123\n");
+    write(dir.path / "crlf", "sk-file-value-456\r\n");
+    write(dir.path / "two", "sk-file-value-789\n\n");
+    write(dir.path / "bare", "sk-file-value-000");
+    auto o = resolve(
+        with_secrets({"A=@" + (dir.path / "lf").string(), "B=@" + (dir.path / "crlf").string(),
+                      "C=@" + (dir.path / "two").string(), "D=@" + (dir.path / "bare").string()}),
+        no_env);
+    REQUIRE(o.ok());
+    REQUIRE(o->secrets.size() == 4);
+    CHECK(o->secrets[0].name == "A");
+    CHECK(o->secrets[0].value == "sk-file-value-123");
+    CHECK(o->secrets[1].value == "sk-file-value-456");
+    CHECK(o->secrets[2].value == "sk-file-value-789\n");
+    CHECK(o->secrets[3].value == "sk-file-value-000");
+
+    // In a task file, FILE is relative to the task file's directory.
+    write(dir.path / "task.json", R"({"secrets": ["TOKEN=@lf"], "command": ["true"]})");
+    auto task = parse_task_file(dir.path / "task.json");
+    REQUIRE(task.ok());
+    auto t = resolve(*task, no_env);
+    REQUIRE(t.ok());
+    REQUIRE(t->secrets.size() == 1);
+    CHECK(t->secrets[0].value == "sk-file-value-123");
+}
+
+TEST_CASE("secret NAME=@FILE: a missing file is an error naming the file", "[config][resolve]") {
+    TempDir dir;
+    const fs::path missing = dir.path / "no-such-token";
+    auto o = resolve(with_secrets({"TOKEN=@" + missing.string()}), no_env);
+    REQUIRE_FALSE(o.ok());
+    CHECK(o.error().kind == ErrorKind::invalid_input);
+    CHECK(o.error().message ==
+          "--secret: " + missing.string() + " cannot be read (check the path)");
+
+    auto task = parse_task_json(R"({"secrets": ["TOKEN=@missing.txt"], "command": ["true"]})",
+                                "task.json", dir.path);
+    REQUIRE(task.ok());
+    auto t = resolve(*task, no_env);
+    REQUIRE_FALSE(t.ok());
+    CHECK(t.error().message == "task.json: /secrets/0: " + (dir.path / "missing.txt").string() +
+                                   " cannot be read (check the path)");
+}
+
+TEST_CASE("task-file artifacts: a list of workspace patterns with their places", "[config][task]") {
+    auto r = parse_task_json(R"({"artifacts": ["dist/report.xml", "out/**/*.json"],
+                                 "command": ["make"]})",
+                             "task.json", k_base);
+    REQUIRE(r.ok());
+    using Items = std::vector<std::pair<std::string, std::string>>;
+    CHECK(r->lists.at("artifacts") == Items{{"dist/report.xml", "task.json: /artifacts/0"},
+                                            {"out/**/*.json", "task.json: /artifacts/1"}});
+    auto o = resolve(*r, no_env);
+    REQUIRE(o.ok());
+    CHECK(o->artifacts == std::vector<std::string>{"dist/report.xml", "out/**/*.json"});
+
+    // Patterns are never rewritten against the task file's directory.
+    auto merged = merge(*r, [] {
+        RunRequest f = flags({}, {});
+        f.lists["artifacts"] = {{"coverage.xml", "--artifact"}};
+        return f;
+    }());
+    auto m = resolve(merged, no_env);
+    REQUIRE(m.ok());
+    CHECK(m->artifacts ==
+          std::vector<std::string>{"dist/report.xml", "out/**/*.json", "coverage.xml"});
+}
+
+TEST_CASE("task-file artifacts: wrong types and escaping patterns name the field",
+          "[config][task]") {
+    struct Case {
+        const char* text;
+        const char* message;
+    };
+    const Case parse_cases[] = {
+        {R"({"artifacts": "dist/report.xml"})", "t.json: /artifacts: must be an array of strings"},
+        {R"({"artifacts": {"path": "dist"}})", "t.json: /artifacts: must be an array of strings"},
+        {R"({"artifacts": ["dist", 7]})", "t.json: /artifacts/1: must be a string"},
+    };
+    for (const auto& c : parse_cases) {
+        INFO(c.text);
+        auto r = parse_task_json(c.text, "t.json", k_base);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().kind == ErrorKind::invalid_input);
+        CHECK(r.error().message == c.message);
+    }
+    const Case resolve_cases[] = {
+        {R"({"artifacts": ["dist", "../x"], "command": ["x"]})",
+         "t.json: /artifacts/1: \"../x\" may not contain \"..\""},
+        {R"({"artifacts": ["a/../../b"], "command": ["x"]})",
+         "t.json: /artifacts/0: \"a/../../b\" may not contain \"..\""},
+        {R"({"artifacts": ["/etc/passwd"], "command": ["x"]})",
+         "t.json: /artifacts/0: \"/etc/passwd\" must be relative to /workspace (e.g. "
+         "\"dist/report.xml\" or \"out/**/*.json\")"},
+        {R"({"artifacts": [""], "command": ["x"]})", "t.json: /artifacts/0: \"\" is empty"},
+    };
+    for (const auto& c : resolve_cases) {
+        INFO(c.text);
+        auto r = parse_task_json(c.text, "t.json", k_base);
+        REQUIRE(r.ok());
+        auto o = resolve(*r, no_env);
+        REQUIRE_FALSE(o.ok());
+        CHECK(o.error().kind == ErrorKind::invalid_input);
+        CHECK(o.error().message == c.message);
+    }
 }

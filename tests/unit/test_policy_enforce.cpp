@@ -45,6 +45,22 @@ Enforced apply(const std::vector<std::string>& policies, const config::RunReques
     return {std::move(d), opts};
 }
 
+// `preset` with a layer org.json that also requires approvals for `extra` capabilities.
+Policy requiring(const std::string& preset, const std::vector<std::string>& extra,
+                 const nlohmann::json& runtimes = nullptr) {
+    auto p = load({preset});
+    REQUIRE(p.ok());
+    Document d;
+    d.source = "org.json";
+    auto required = p->get("approvals/required");
+    for (const auto& c : extra)
+        required.push_back(c);
+    d.values["approvals/required"] = {required, "org.json"};
+    if (!runtimes.is_null()) d.values["runtime/allow"] = {runtimes, "org.json"};
+    REQUIRE(apply_layer(*p, d).empty());
+    return *p;
+}
+
 class GrantAll final : public Approvals {
 public:
     std::optional<std::string> grant(std::string_view capability, std::string_view) const override {
@@ -264,4 +280,101 @@ TEST_CASE("what a looser policy allows beyond standard is named", "[policy]") {
     auto plain = apply({"standard"}, request({}));
     REQUIRE(plain.decision.ok());
     CHECK(beyond(*standard, plain.opts, "policy preset standard").empty());
+}
+
+TEST_CASE("resources.above-default: a request above the default needs an approval when required",
+          "[policy]") {
+    const Policy p = requiring("standard", {"resources.above-default"});
+    auto req = request({{"memory", "4g"}});
+    auto o = config::resolve(req, env_of);
+    REQUIRE(o.ok());
+    auto refused = enforce(p, req, *o, NoApprovals());
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().kind == ErrorKind::refused);
+    CHECK(refused.error().message ==
+          "--memory 4g (default 2g) needs an explicit approval for resources.above-default "
+          "(approvals.required from org.json); to approve resources.above-default: answer yes "
+          "when airlock asks on a terminal");
+
+    GrantAll grants;
+    auto granted = enforce(p, req, *o, grants);
+    REQUIRE(granted.ok());
+    CHECK(grants.granted == std::vector<std::string>{"resources.above-default"});
+    REQUIRE(granted->capabilities.size() == 1);
+    CHECK(granted->capabilities[0].detail == "--memory 4g (default 2g)");
+    CHECK(granted->capabilities[0].granted_by == "approval test-1");
+    CHECK(o->memory == 4ull << 30);
+
+    // At the default nothing is asked; without the requirement, up to the ceiling neither.
+    auto at_default = request({{"memory", "2g"}});
+    auto o2 = config::resolve(at_default, env_of);
+    REQUIRE(o2.ok());
+    CHECK(enforce(p, at_default, *o2, NoApprovals()).ok());
+    CHECK(apply({"standard"}, req).decision.ok());
+}
+
+TEST_CASE("runtime.runc: no fallback and an approval when the policy prefers runsc", "[policy]") {
+    const Policy p =
+        requiring("strict", {"runtime.runc"}, nlohmann::json::array({"runsc", "runc"}));
+    auto dflt = request({});
+    auto o = config::resolve(dflt, env_of);
+    REQUIRE(o.ok());
+    REQUIRE(enforce(p, dflt, *o, NoApprovals()).ok());
+    CHECK(o->runtimes == std::vector<std::string>{"runsc"});
+    CHECK(o->runtime == "runsc");
+
+    auto req = request({{"runtime", "runc"}});
+    auto o2 = config::resolve(req, env_of);
+    REQUIRE(o2.ok());
+    auto refused = enforce(p, req, *o2, NoApprovals());
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().kind == ErrorKind::refused);
+    CHECK(refused.error().message ==
+          "--runtime runc needs an explicit approval for runtime.runc (approvals.required from "
+          "org.json); nobody can approve runtime.runc under this policy (no approver lists it, "
+          "approvals.flag does not allow it and approvals.prompt is off)");
+
+    GrantAll grants;
+    REQUIRE(enforce(p, req, *o2, grants).ok());
+    CHECK(grants.granted == std::vector<std::string>{"runtime.runc"});
+    CHECK(o2->runtimes == std::vector<std::string>{"runc"});
+}
+
+TEST_CASE("env:NAME and secret:NAME in approvals.required need an approval", "[policy]") {
+    const Policy p = requiring("standard", {"env:LANG", "secret:OPENAI_*"});
+
+    auto env_req = request({});
+    env_req.env = {"LANG"};
+    env_req.env_origins = {"--env"};
+    auto o = config::resolve(env_req, env_of);
+    REQUIRE(o.ok());
+    auto refused = enforce(p, env_req, *o, NoApprovals());
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().kind == ErrorKind::refused);
+    CHECK(refused.error().message ==
+          "--env LANG needs an explicit approval for env:LANG (approvals.required from org.json); "
+          "to approve env:LANG: answer yes when airlock asks on a terminal");
+    GrantAll env_grants;
+    auto env_ok = enforce(p, env_req, *o, env_grants);
+    REQUIRE(env_ok.ok());
+    CHECK(env_grants.granted == std::vector<std::string>{"env:LANG"});
+    CHECK(env_ok->env_names == std::vector<std::string>{"LANG"});
+
+    auto secret_req = request({});
+    secret_req.secrets = {"OPENAI_API_KEY"};
+    secret_req.secret_origins = {"--secret"};
+    auto o2 = config::resolve(secret_req, env_of);
+    REQUIRE(o2.ok());
+    auto no = enforce(p, secret_req, *o2, NoApprovals());
+    REQUIRE_FALSE(no.ok());
+    CHECK(no.error().kind == ErrorKind::refused);
+    CHECK(no.error().message ==
+          "--secret OPENAI_API_KEY needs an explicit approval for secret:OPENAI_API_KEY "
+          "(approvals.required from org.json); to approve secret:OPENAI_API_KEY: answer yes when "
+          "airlock asks on a terminal");
+    GrantAll secret_grants;
+    auto yes = enforce(p, secret_req, *o2, secret_grants);
+    REQUIRE(yes.ok());
+    CHECK(secret_grants.granted == std::vector<std::string>{"secret:OPENAI_API_KEY"});
+    CHECK(yes->secret_names == std::vector<std::string>{"OPENAI_API_KEY"});
 }

@@ -1,13 +1,16 @@
 // Policy documents, presets and tighten-only layering.
+#include "cli/main.hpp"
 #include "policy/policy.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <fstream>
 #include <set>
 
 using namespace airlock::policy;
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -44,15 +47,28 @@ std::string setting(std::string_view path, const json& value) {
     return j.dump();
 }
 
-// For every governed field: a value tighter than the standard preset and one looser.
+constexpr const char* k_alice_key =
+    "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEADXQ3r+MzzqEmeoHQaVsYZJilsEkhxa"
+    "wrL+NhaJG1lmo=\n-----END PUBLIC KEY-----\n";
+
+// For every governed field: a value tighter than the layer under it and one looser. That layer
+// is the standard preset, unless standard holds the field at its tightest (`loose_base`: the
+// tighter value goes on builtin() plus this value) or at its loosest (`tight_base`: the looser
+// value goes on standard plus this value). Fields any layer may set within a limit (defaults,
+// choices) have neither.
 struct Case {
     json tighter, looser;
+    json loose_base = nullptr, tight_base = nullptr;
 };
 const std::map<std::string, Case>& cases() {
+    static const json openai = json::parse(
+        R"({"secret": "OPENAI_API_KEY", "upstream": "https://api.openai.com/",
+            "header": "Authorization: Bearer {secret}", "max_requests": 100})");
     static const std::map<std::string, Case> c = {
         {"images/allow", {json::array({"airlock/agent-base"}), json::array({"*"})}},
-        {"images/require_digest", {true, nullptr}},
-        {"runtime/allow", {json::array({"runsc"}), nullptr}},
+        {"images/require_digest", {true, false, nullptr, true}},
+        {"runtime/allow",
+         {json::array({"runsc"}), json::array({"runc", "runsc"}), nullptr, json::array({"runsc"})}},
         {"workspace/modes", {json::array({"volume"}), json::array({"volume", "bind-rw"})}},
         {"workspace/default", {nullptr, nullptr}},
         {"workspace/protected",
@@ -66,12 +82,16 @@ const std::map<std::string, Case>& cases() {
          {json::array({"*.internal", "metadata.google.internal", "evil.example"}),
           json::array({"*.internal"})}},
         {"network/methods", {json::array({"GET"}), json::array({"GET", "HEAD", "POST"})}},
-        {"network/allow_cidrs", {nullptr, json::array({"10.0.0.0/8"})}},
-        {"network/flags_may_add_hosts", {nullptr, true}},
+        // Standard allows no range: the tighter value narrows a wider one.
+        {"network/allow_cidrs",
+         {json::array({"10.1.0.0/16"}), json::array({"10.0.0.0/8"}), json::array({"10.0.0.0/8"}),
+          nullptr}},
+        {"network/flags_may_add_hosts", {false, true, true, nullptr}},
         {"network/upload_budget", {"1m", "1g"}},
-        {"network/egress_network", {nullptr, nullptr}},
-        // Standard defines none; the first layer that does tightens (test_policy_credentials).
-        {"credentials", {json::object(), nullptr}},
+        {"network/egress_network", {"corp-egress", "other", nullptr, "corp-egress"}},
+        // Standard defines none, so the first layer that does tightens; adding an endpoint
+        // loosens.
+        {"credentials", {json::object(), json{{"openai", openai}}, nullptr, json::object()}},
         {"artifacts/max_file_size", {"64m", "1g"}},
         {"artifacts/max_total_size", {"256m", "4g"}},
         {"resources/memory/default", {nullptr, nullptr}},
@@ -93,34 +113,62 @@ const std::map<std::string, Case>& cases() {
         {"resources/nproc/default", {nullptr, nullptr}},
         {"resources/nproc/max", {2048, 8192}},
         {"user/default", {nullptr, nullptr}},
-        {"user/min_uid", {1000, 500}},
+        // Above standard's 1000, the default user 1000:1000 would no longer fit.
+        {"user/min_uid", {1000, 500, 500, nullptr}},
         {"env/allow", {json::array({"LANG"}), json::array({"*"})}},
         {"secrets/allow", {json::array({"OPENAI_API_KEY"}), json::array({"AWS_*"})}},
-        {"secrets/inject", {"file", nullptr}},
+        {"secrets/inject", {"file", "env", nullptr, "file"}},
         {"approvals/required",
          {json::array({"network.open", "network.audit", "workspace.bind-rw", "path:*", "image:*"}),
           json::array({"network.open"})}},
-        // Standard names no approvers: the first list is free, so there is no looser one.
+        // Standard names no approvers, so the first list tightens; dropping an approver's
+        // capability list (any capability) loosens.
         {"approvals/approvers",
-         {json::array(
-              {{{"name", "alice"},
-                {"public_key", "-----BEGIN PUBLIC "
-                               "KEY-----\nMCowBQYDK2VwAyEADXQ3r+MzzqEmeoHQaVsYZJilsEkhxawrL+"
-                               "NhaJG1lmo=\n-----END PUBLIC KEY-----\n"}}}),
-          nullptr}},
-        {"approvals/flag", {json::array(), json::array({"network.open"})}},
-        {"approvals/prompt", {false, nullptr}},
+         {json::array({{{"name", "alice"}, {"public_key", k_alice_key}}}),
+          json::array({{{"name", "alice"}, {"public_key", k_alice_key}}}), nullptr,
+          json::array({{{"name", "alice"},
+                        {"public_key", k_alice_key},
+                        {"capabilities", json::array({"network.open"})}}})}},
+        {"approvals/flag",
+         {json::array({"env:LC_*"}), json::array({"env:*"}), json::array({"env:*"}), nullptr}},
+        {"approvals/prompt", {false, true, nullptr, false}},
         {"gate/ask_on",
-         {json::array({"protected-change", "network-denied"}), json::array({"protected-change"})}},
+         {json::array({"protected-change", "network-denied"}), json::array({"protected-change"}),
+          json::array({"protected-change"}), nullptr}},
         {"gate/fail_on",
-         {json::array({"task-failed", "policy-violation", "protected-change",
-                       "enforcement-mismatch", "unsigned", "timeout", "approval-missing"}),
+         {json::array({"task-failed", "timeout", "oom", "policy-violation", "protected-change",
+                       "enforcement-mismatch", "unsigned", "network-denied", "secret-exposed",
+                       "approval-missing"}),
           json::array({"task-failed"})}},
         {"gate/max_changed_files", {10, 1000}},
-        {"gate/require_signature", {nullptr, false}},
+        {"gate/require_signature", {true, false, false, nullptr}},
         {"gate/max_patch_bytes", {"1m", "100m"}},
     };
     return c;
+}
+
+// Fields that a layer sets freely within another field (defaults, choices): no direction.
+bool free_field(const FieldSpec& spec) {
+    switch (spec.kind) {
+    case Kind::text:
+    case Kind::size_default:
+    case Kind::duration_default:
+    case Kind::cpus_default:
+    case Kind::count_default:
+    case Kind::choice:
+    case Kind::user:
+        return true;
+    default:
+        return false;
+    }
+}
+
+// `base` with `path` set to `value` by a layer named base.json.
+Policy with(Policy base, const std::string& path, const json& value) {
+    auto problems = apply_layer(base, doc(setting(path, value), "base.json"));
+    REQUIRE(problems.empty());
+    REQUIRE(base.origin(path) == "base.json");
+    return base;
 }
 
 } // namespace
@@ -128,27 +176,46 @@ const std::map<std::string, Case>& cases() {
 TEST_CASE("every field has a tighten and a loosen case", "[policy]") {
     for (const auto& spec : field_specs()) {
         INFO(spec.path);
-        CHECK(cases().count(std::string(spec.path)) == 1);
+        REQUIRE(cases().count(std::string(spec.path)) == 1);
+        const Case& c = cases().at(std::string(spec.path));
+        CHECK(c.tighter.is_null() == free_field(spec));
+        CHECK(c.looser.is_null() == free_field(spec));
     }
 }
 
 TEST_CASE("each field tightened is accepted and loosened is refused", "[policy]") {
     for (const auto& [path, c] : cases()) {
         INFO(path);
+        const FieldSpec& spec = *find_spec(path);
         if (!c.tighter.is_null()) {
-            Policy p = standard();
+            const Policy before =
+                c.loose_base.is_null() ? standard() : with(builtin(), path, c.loose_base);
+            Policy p = before;
             auto problems = apply_layer(p, doc(setting(path, c.tighter)));
             CHECK(problems.empty());
             CHECK(p.origin(path) == "team.json");
+            // Tighter, not merely equal: diff sees the field tighten.
+            bool tightened = false;
+            for (const auto& change : diff(before, p))
+                if (change.path == path) tightened = change.direction == Direction::tightens;
+            CHECK(tightened);
         }
         if (!c.looser.is_null()) {
-            Policy p = standard();
-            auto problems = apply_layer(p, doc(setting(path, c.looser)));
+            const Policy before =
+                c.tight_base.is_null() ? standard() : with(standard(), path, c.tight_base);
+            Policy p = before;
+            const Document layer = doc(setting(path, c.looser));
+            auto problems = apply_layer(p, layer);
             REQUIRE(problems.size() == 1);
+            CHECK(problems[0].file == "team.json");
             CHECK(problems[0].pointer == "/" + path);
-            CHECK(problems[0].message.find("loosens") != std::string::npos);
-            CHECK(problems[0].message.find("preset standard") != std::string::npos);
-            CHECK(p.origin(path) == "preset standard");
+            // The field's new and old values as written, and the layer that set the old one.
+            CHECK_THAT(problems[0].message,
+                       Catch::StartsWith(format_value(spec, layer.values.at(path).value) +
+                                         " loosens " + format_value(spec, before.get(path)) +
+                                         " set by " + before.origin(path) + " ("));
+            CHECK(p.origin(path) == before.origin(path));
+            CHECK(p.get(path) == before.get(path));
         }
     }
 }
@@ -302,6 +369,95 @@ TEST_CASE("missing and misspelled presets", "[policy]") {
     REQUIRE_FALSE(f.ok());
     CHECK(f.error().message == "--policy: \"/nonexistent/policy.json\" cannot be read (check the "
                                "path; presets: strict, standard, permissive)");
+}
+
+namespace {
+
+// A fresh directory (its canonical path: ids in messages are canonical), removed afterwards.
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "airlock-layering-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = fs::canonical(tmpl);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+};
+
+void write(const fs::path& file, const std::string& text) {
+    std::ofstream out(file);
+    out << text;
+    REQUIRE(out);
+}
+
+// `airlock policy lint FILE`'s exit code.
+int lint(const fs::path& file) {
+    std::string args[] = {"policy", "lint", file.string()};
+    char* argv[] = {args[0].data(), args[1].data(), args[2].data(), nullptr};
+    return airlock::cli::policy_command(3, argv);
+}
+
+} // namespace
+
+TEST_CASE("a cycle of extends is an error naming the chain", "[policy]") {
+    TempDir dir;
+    const fs::path a = dir.path / "a.json", b = dir.path / "b.json";
+    write(a, R"({"extends": "b.json", "resources": {"pids": {"max": 512}}})");
+    write(b, R"({"extends": "a.json"})");
+    auto r = load({a.string()});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == airlock::util::ErrorKind::invalid_input);
+    CHECK(r.error().message == b.string() + ": /extends: extends itself: " + a.string() + " -> " +
+                                   b.string() + " -> " + a.string() + " (remove the cycle)");
+    CHECK(lint(a) == 2);
+
+    const fs::path self = dir.path / "self.json";
+    write(self, R"({"extends": "./self.json"})");
+    auto s = load({self.string()});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error().message == self.string() + ": /extends: extends itself: " + self.string() +
+                                   " -> " + self.string() + " (remove the cycle)");
+}
+
+TEST_CASE("an unknown preset in extends names the file and the closest preset", "[policy]") {
+    TempDir dir;
+    const fs::path team = dir.path / "team.json";
+    write(team, R"({"extends": "standrad"})");
+    auto r = load({team.string()});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == team.string() +
+                                   ": /extends: \"standrad\" is neither a preset (permissive, "
+                                   "standard, strict) nor a .json file (did you mean "
+                                   "\"standard\"?)");
+    CHECK(lint(team) == 2);
+    write(team, R"({"extends": "standard"})");
+    CHECK(load({team.string()}).ok());
+    CHECK(lint(team) == 0);
+}
+
+TEST_CASE("extends stops after 16 levels", "[policy]") {
+    TempDir dir;
+    // f0 extends f1 ... extends f<last>; only the last extends nothing.
+    auto chain = [&](int last) {
+        for (int i = 0; i <= last; ++i)
+            write(dir.path / ("f" + std::to_string(i) + ".json"),
+                  i == last ? "{}" : R"({"extends": "f)" + std::to_string(i + 1) + R"(.json"})");
+        return (dir.path / "f0.json").string();
+    };
+    auto deepest = load({chain(15)});
+    REQUIRE(deepest.ok());
+    CHECK(deepest->layers.size() == 17); // built-in and 16 files
+    auto r = load({chain(16)});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == (dir.path / "f15.json").string() +
+                                   ": /extends: extends more than 16 levels deep (merge some of "
+                                   "the files into one)");
+    CHECK(lint(dir.path / "f0.json") == 2);
 }
 
 TEST_CASE("diff reports loosened and tightened fields", "[policy]") {
