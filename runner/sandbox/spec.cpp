@@ -321,4 +321,30 @@ std::vector<Mismatch> verify_container(const json& inspect, const config::RunOpt
     return out;
 }
 
+util::Result<void> refuse_on_mismatch(const std::vector<Mismatch>& mismatches) {
+    if (mismatches.empty()) return {};
+    const auto& m = mismatches.front();
+    if (m.field == "Warnings")
+        return util::make_error(util::ErrorKind::refused,
+                                "the engine warned at create: " + m.actual +
+                                    "; refusing to start the task");
+    return util::make_error(util::ErrorKind::refused,
+                            "the engine did not apply " + m.field + " (wanted " + m.expected +
+                                ", got " + m.actual + "); refusing to start the task");
+}
+
+util::Result<std::string> pick_runtime(const std::vector<std::string>& wanted,
+                                       const nlohmann::json& engine_runtimes) {
+    for (const auto& r : wanted)
+        if (engine_runtimes.is_object() && engine_runtimes.contains(r)) return r;
+    std::string list;
+    for (const auto& r : wanted)
+        list += (list.empty() ? "" : ", ") + r;
+    return util::make_error(util::ErrorKind::refused,
+                            "the engine has none of the allowed runtimes (" + list +
+                                "); install gVisor (apt-get install runsc) and register it in "
+                                "/etc/docker/daemon.json \"runtimes\", or use a policy that allows "
+                                "runc; `airlock doctor` lists what the engine has");
+}
+
 } // namespace airlock::sandbox

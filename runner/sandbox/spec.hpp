@@ -2,6 +2,7 @@
 #pragma once
 
 #include "config/run_options.hpp"
+#include "util/result.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,15 @@ std::vector<Mismatch> verify_hardening(const nlohmann::json& inspect, const std:
 std::vector<Mismatch> verify_container(const nlohmann::json& inspect,
                                        const config::RunOptions& opts, const ContainerPlan& plan,
                                        const std::vector<std::string>& create_warnings);
+
+// The refusal that stops a run whose container differs from the plan: the first mismatch, named
+// (an engine warning at create counts as one). Success when there is none.
+util::Result<void> refuse_on_mismatch(const std::vector<Mismatch>& mismatches);
+
+// The first of `wanted` (the policy's runtimes, in order of preference) that the engine lists in
+// /info's `Runtimes`, or a refusal that says how to install and register gVisor.
+util::Result<std::string> pick_runtime(const std::vector<std::string>& wanted,
+                                       const nlohmann::json& engine_runtimes);
 
 // Whether an inspect `Mounts` entry hands a container engine's API socket (and so the host) to
 // the container: its Source is the socket or a directory holding one, or its Destination is

@@ -1,15 +1,35 @@
 // `airlock run` against the real engine: hardening, limits, exits, workspace and teardown.
 #include "harness.hpp"
 
+#include "audit/events.hpp"
 #include "util/sha256.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <thread>
 
 using namespace airlock::test;
 namespace fs = std::filesystem;
+
+namespace {
+
+// The event types in OUT/events.jsonl, in order.
+std::vector<std::string> event_types(const fs::path& run) {
+    std::vector<std::string> types;
+    std::ifstream in(run / "events.jsonl");
+    for (std::string line; std::getline(in, line);)
+        types.push_back(nlohmann::json::parse(line).value("type", ""));
+    return types;
+}
+
+bool has_event(const fs::path& run, const std::string& type) {
+    auto types = event_types(run);
+    return std::find(types.begin(), types.end(), type) != types.end();
+}
+
+} // namespace
 
 TEST_CASE("stdout and stderr stay apart, live and in the logs", "[integration][run]") {
     REQUIRE_ENGINE();
@@ -56,6 +76,7 @@ TEST_CASE("a memory hog is OOM-killed and reported as such", "[integration][limi
     auto rep = read_report(out.path() / "run");
     CHECK(rep["result"]["outcome"] == "oom");
     CHECK(rep["result"]["oom_killed"] == true);
+    CHECK(has_event(out.path() / "run", "oom"));
     CHECK(p.err.find("out-of-memory") != std::string::npos);
     require_nothing_left(p);
 }
@@ -101,7 +122,74 @@ TEST_CASE("a task past --timeout is stopped and exits 124", "[integration][limit
     auto rep = read_report(out.path() / "run");
     CHECK(rep["result"]["outcome"] == "timeout");
     CHECK(rep["result"]["timed_out"] == true);
+    CHECK(has_event(out.path() / "run", "timeout"));
     require_nothing_left(p);
+}
+
+TEST_CASE("resource peaks are sampled while the task runs", "[integration][limits]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    // About 48 MB held in a shell variable, three extra processes and a second of busy CPU,
+    // for four seconds: several samples of the engine's stats stream.
+    auto p = run_airlock(
+        run_args(ws.path(), out.path() / "run", {"--memory", "512m"},
+                 {"sh", "-c",
+                  "x=$(head -c 48000000 /dev/zero | tr '\\0' a); "
+                  "sleep 4 & sleep 4 & sleep 4 & "
+                  "end=$(($(date +%s) + 1)); while [ $(date +%s) -le $end ]; do :; done; "
+                  "wait; echo ${#x}"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    CHECK(read_file(out.path() / "run/logs/stdout.log") == "48000000\n");
+    auto res = read_report(out.path() / "run")["resources"];
+    INFO(res.dump());
+    CHECK(res["samples"].get<std::uint64_t>() >= 2);
+    CHECK(res["memory_peak_bytes"].get<std::uint64_t>() >= 48000000);
+    CHECK(res["memory_peak_bytes"].get<std::uint64_t>() <= 512ULL * 1024 * 1024);
+    CHECK(res["pids_peak"].get<std::uint64_t>() >= 4);
+    CHECK(res["cpu_ns"].get<std::uint64_t>() >= 500000000ULL);
+    CHECK(has_event(out.path() / "run", "resource.sample"));
+    require_nothing_left(p);
+}
+
+TEST_CASE("a runner killed with SIGKILL leaves a verifiable event trail",
+          "[integration][teardown]") {
+    REQUIRE_ENGINE();
+    TempDir ws, out;
+    const fs::path run = out.path() / "run";
+    ProcOptions po;
+    bool started = false;
+    po.while_running = [&](int pid) {
+        for (int i = 0; i < 300 && !started; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (fs::exists(run / "events.jsonl")) started = has_event(run, "container.started");
+        }
+        ::kill(pid, SIGKILL);
+    };
+    auto p = run_airlock(run_args(ws.path(), run, {}, {"sleep", "120"}), po);
+    REQUIRE(started);
+    CHECK(p.exit_code == 128 + SIGKILL);
+    CHECK_FALSE(fs::exists(run / "report.json"));
+    // Every line written before the kill is whole and chained.
+    auto chain = airlock::audit::verify_event_chain(run / "events.jsonl");
+    REQUIRE(chain);
+    auto types = event_types(run);
+    CHECK(*chain == types.size());
+    CHECK(types.front() == "run.start");
+    CHECK(types.back() != "run.end");
+    // The killed runner's container and volumes are left for `airlock clean --run ID`.
+    std::ifstream in(run / "events.jsonl");
+    std::string first;
+    std::getline(in, first);
+    const std::string run_id = nlohmann::json::parse(first).value("run_id", "");
+    REQUIRE_FALSE(run_id.empty());
+    auto cs = client().containers_by_label("io.airlock.run", run_id);
+    REQUIRE(cs);
+    CHECK(cs->size() == 1);
+    auto cleaned = run_airlock({"clean", "--run", run_id});
+    INFO(cleaned.err);
+    CHECK(cleaned.exit_code == 0);
+    require_nothing_left(cleaned);
 }
 
 TEST_CASE("the root filesystem is read-only and the user is not root", "[integration][hardening]") {

@@ -12,6 +12,8 @@ using airlock::config::WorkspaceMode;
 using airlock::sandbox::build_create_body;
 using airlock::sandbox::ContainerPlan;
 using airlock::sandbox::Mismatch;
+using airlock::sandbox::pick_runtime;
+using airlock::sandbox::refuse_on_mismatch;
 using airlock::sandbox::verify_container;
 using nlohmann::json;
 
@@ -561,6 +563,39 @@ TEST_CASE("every engine create warning is a mismatch", "[sandbox][spec]") {
     REQUIRE(both.size() == 2);
     CHECK(both[0].field == "HostConfig.MemorySwap");
     CHECK(both[1].field == "Warnings");
+}
+
+TEST_CASE("a mismatch or a create warning refuses the start, naming it", "[sandbox][spec]") {
+    CHECK(refuse_on_mismatch({}).ok());
+
+    auto missed = refuse_on_mismatch(
+        {{"HostConfig.PidsLimit", "256", "0"}, {"Warnings", "none", "PIDs limit discarded."}});
+    REQUIRE_FALSE(missed.ok());
+    CHECK(missed.error().kind == airlock::util::ErrorKind::refused);
+    CHECK(missed.error().message == "the engine did not apply HostConfig.PidsLimit (wanted 256, "
+                                    "got 0); refusing to start the task");
+
+    auto warned = refuse_on_mismatch({{"Warnings", "none", "PIDs limit discarded."}});
+    REQUIRE_FALSE(warned.ok());
+    CHECK(warned.error().kind == airlock::util::ErrorKind::refused);
+    CHECK(warned.error().message ==
+          "the engine warned at create: PIDs limit discarded.; refusing to start the task");
+}
+
+TEST_CASE("runtimes: the first allowed one the engine has, or the fix", "[sandbox][spec]") {
+    const json both = {{"runc", {{"path", "runc"}}}, {"runsc", {{"path", "/usr/bin/runsc"}}}};
+    const json runc_only = {{"runc", {{"path", "runc"}}}};
+    CHECK(*pick_runtime({"runsc", "runc"}, both) == "runsc");
+    CHECK(*pick_runtime({"runsc", "runc"}, runc_only) == "runc");
+    CHECK(*pick_runtime({"runc"}, both) == "runc");
+
+    for (const json& engine : {runc_only, json::object(), json()}) {
+        auto none = pick_runtime({"runsc"}, engine);
+        REQUIRE_FALSE(none.ok());
+        CHECK(none.error().kind == airlock::util::ErrorKind::refused);
+        CHECK(none.error().message.find("the engine has none of the allowed runtimes (runsc); "
+                                        "install gVisor (apt-get install runsc)") == 0);
+    }
 }
 
 TEST_CASE("verify_container checks the image and device cgroup rules", "[sandbox][spec]") {
