@@ -91,10 +91,10 @@ Result<std::uint64_t> verify_event_chain(const std::filesystem::path& path) {
         if (j.is_discarded() || !j.is_object())
             return make_error(ErrorKind::invalid_input, where + ": not a JSON object");
         if (j.value("seq", std::uint64_t{0}) != n)
-            return make_error(ErrorKind::invalid_input,
+            return make_error(ErrorKind::refused,
                               where + ": seq is not " + std::to_string(n) + " (a line is missing)");
         if (j.value("prev", std::string("?")) != prev)
-            return make_error(ErrorKind::invalid_input,
+            return make_error(ErrorKind::refused,
                               where + ": prev does not match the previous line (edited)");
         prev = util::sha256_hex(text);
     }

@@ -48,7 +48,8 @@ private:
 };
 
 // Checks the chain of an events file: seq counts up from 1 and every prev matches. Returns the
-// number of lines, or an error naming the first bad line.
+// number of lines, or an error naming the first bad line: invalid_input when the file cannot be
+// read or a line is not a JSON object (malformed), refused when the chain is broken (edited).
 util::Result<std::uint64_t> verify_event_chain(const std::filesystem::path& path);
 
 } // namespace airlock::audit

@@ -100,10 +100,18 @@ GateCheck subjects_check(const fs::path& out, const json& report, const Verified
 GateCheck events_check(const fs::path& out, const json& report) {
     const fs::path path = out / "events.jsonl";
     std::string body;
-    if (util::read_limited(path, k_events_limit, body) != util::ReadStatus::ok)
-        return check("events", CheckStatus::fail, path.string() + ": missing or unreadable");
+    const auto read = util::read_limited(path, k_events_limit, body);
+    if (read != util::ReadStatus::ok)
+        return check("events", CheckStatus::unusable,
+                     path.string() + (read == util::ReadStatus::too_large
+                                          ? ": larger than 1 GiB"
+                                          : ": missing or unreadable (every run writes it)"));
     auto n = verify_event_chain(path);
-    if (!n) return check("events", CheckStatus::fail, n.error().message);
+    if (!n)
+        return check("events",
+                     n.error().kind == ErrorKind::invalid_input ? CheckStatus::unusable
+                                                                : CheckStatus::fail,
+                     n.error().message);
     if (!body.empty() && body.back() != '\n')
         return check("events", CheckStatus::fail,
                      path.string() + ": does not end with a newline (cut or appended to)");
@@ -131,50 +139,122 @@ GateCheck events_check(const fs::path& out, const json& report) {
                  std::to_string(*n) + " events, chain intact, last digest matches report.json");
 }
 
-// Without a signature: changes/manifest.json is report.json's changes.files, and every file
-// under changes/files is a listed change with the listed digest (or was rewritten to hide a
-// secret, secrets_redacted_in).
+// A problem with the file `name` under `out` that report.json records with `digest`: missing,
+// not a regular file, or another SHA-256.
+std::optional<std::string> recorded_file_problem(const fs::path& out, const std::string& name,
+                                                 const json& digest) {
+    std::error_code ec;
+    if (!fs::is_regular_file(fs::symlink_status(out / name, ec)))
+        return name + ": missing or not a regular file (report.json records it)";
+    const auto d = util::sha256_file(out / name);
+    if (!d) return name + ": unreadable";
+    if (!digest.is_string() || d->sha256 != digest.get<std::string>())
+        return name + ": sha256 " + d->sha256 + " differs from report.json's " + text(digest) +
+               " (changed after the run)";
+    return std::nullopt;
+}
+
+// Without a signature: changes/manifest.json is report.json's changes.files, every file under
+// changes/files is a listed change with the listed digest (or was rewritten to hide a secret,
+// secrets_redacted_in), and changes.patch has the digest changes.patch.sha256 records.
 GateCheck changes_check(const fs::path& out, const json& report) {
     const json& listed = at(report, {"changes", "files"});
-    if (!listed.is_object())
-        return check("changes", CheckStatus::skip, "report.json records no changed files");
-    const fs::path manifest_path = out / "changes" / "manifest.json";
-    std::string body;
-    if (util::read_limited(manifest_path, k_report_limit, body) != util::ReadStatus::ok)
-        return check("changes", CheckStatus::fail,
-                     manifest_path.string() + ": missing or unreadable");
-    auto manifest = util::parse_json_text(body, manifest_path.string());
-    if (!manifest) return check("changes", CheckStatus::fail, manifest.error().message);
-    if (*manifest != listed)
-        return check("changes", CheckStatus::fail,
-                     manifest_path.string() + ": not the changes.files that report.json records");
-    std::map<std::string, std::string> expected;
-    for (const char* kind : {"added", "modified"})
-        for (const auto& f : at(listed, {kind}))
-            if (at(f, {"path"}).is_string() && at(f, {"sha256"}).is_string())
-                expected[f["path"].get<std::string>()] = f["sha256"].get<std::string>();
-    std::set<std::string> rewritten;
-    for (const auto& p : at(report, {"secrets_redacted_in"}))
-        if (p.is_string()) rewritten.insert(p.get<std::string>());
+    const json& patch = at(report, {"changes", "patch"});
+    const bool patch_recorded = at(patch, {"written"}) == true;
     std::error_code ec;
-    if (!fs::exists(out / "changes" / "files", ec))
-        return check("changes", CheckStatus::pass, "no changed files were written");
-    auto present = output_subjects(out / "changes" / "files");
-    if (!present) return check("changes", CheckStatus::fail, present.error().message);
+    const bool patch_present = fs::exists(fs::symlink_status(out / "changes.patch", ec));
+    if (!listed.is_object() && !patch_recorded && !patch_present)
+        return check("changes", CheckStatus::skip, "report.json records no changed files");
     std::vector<std::string> problems;
-    for (const auto& s : *present) {
-        const std::string name = s["name"], digest = s["digest"]["sha256"];
-        auto it = expected.find(name);
-        if (it == expected.end())
-            problems.push_back("changes/files/" + name + ": not in the manifest");
-        else if (it->second != digest && !rewritten.count(name))
-            problems.push_back("changes/files/" + name + ": sha256 " + digest +
-                               " differs from the manifest's " + it->second);
+    if (patch_recorded) {
+        if (auto p = recorded_file_problem(out, "changes.patch", at(patch, {"sha256"})))
+            problems.push_back(*p);
+    } else if (patch_present) {
+        problems.push_back("changes.patch: present, but report.json records no patch");
+    }
+    std::size_t files = 0;
+    if (listed.is_object()) {
+        const fs::path manifest_path = out / "changes" / "manifest.json";
+        std::string body;
+        if (util::read_limited(manifest_path, k_report_limit, body) != util::ReadStatus::ok)
+            problems.push_back(manifest_path.string() + ": missing or unreadable");
+        else if (auto manifest = util::parse_json_text(body, manifest_path.string()); !manifest)
+            problems.push_back(manifest.error().message);
+        else if (*manifest != listed)
+            problems.push_back(manifest_path.string() +
+                               ": not the changes.files that report.json records");
+        std::map<std::string, std::string> expected;
+        for (const char* kind : {"added", "modified"})
+            for (const auto& f : at(listed, {kind}))
+                if (at(f, {"path"}).is_string() && at(f, {"sha256"}).is_string())
+                    expected[f["path"].get<std::string>()] = f["sha256"].get<std::string>();
+        std::set<std::string> rewritten;
+        for (const auto& p : at(report, {"secrets_redacted_in"}))
+            if (p.is_string()) rewritten.insert(p.get<std::string>());
+        if (fs::exists(out / "changes" / "files", ec)) {
+            auto present = output_subjects(out / "changes" / "files");
+            if (!present) return check("changes", CheckStatus::fail, present.error().message);
+            files = present->size();
+            for (const auto& s : *present) {
+                const std::string name = s["name"], digest = s["digest"]["sha256"];
+                auto it = expected.find(name);
+                if (it == expected.end())
+                    problems.push_back("changes/files/" + name + ": not in the manifest");
+                else if (it->second != digest && !rewritten.count(name))
+                    problems.push_back("changes/files/" + name + ": sha256 " + digest +
+                                       " differs from the manifest's " + it->second);
+            }
+        }
     }
     if (!problems.empty()) return check("changes", CheckStatus::fail, joined(problems));
     return check("changes", CheckStatus::pass,
-                 std::to_string(present->size()) +
-                     " changed files match changes/manifest.json and report.json");
+                 std::to_string(files) +
+                     " changed files match changes/manifest.json and report.json" +
+                     (patch_recorded ? "; changes.patch has the recorded sha256" : ""));
+}
+
+// Without a signature: every file under artifacts/ is one report.json's artifacts.files lists,
+// with the listed SHA-256, and every listed one is there.
+GateCheck artifacts_check(const fs::path& out, const json& report) {
+    const json& listed = at(report, {"artifacts", "files"});
+    std::error_code ec;
+    const bool dir_present = fs::exists(fs::symlink_status(out / "artifacts", ec));
+    if (!listed.is_array() && !dir_present)
+        return check("artifacts", CheckStatus::skip, "report.json records no artifacts");
+    std::vector<std::string> problems;
+    std::map<std::string, std::string> expected;
+    for (const auto& f : listed) {
+        if (!at(f, {"path"}).is_string() || !at(f, {"sha256"}).is_string() ||
+            !safe_name(f["path"].get<std::string>())) {
+            problems.push_back("report.json: an artifacts.files entry is malformed: " + f.dump());
+            continue;
+        }
+        expected[f["path"].get<std::string>()] = f["sha256"].get<std::string>();
+    }
+    std::set<std::string> seen;
+    if (dir_present) {
+        auto present = output_subjects(out / "artifacts");
+        if (!present) return check("artifacts", CheckStatus::fail, present.error().message);
+        for (const auto& s : *present) {
+            const std::string name = s["name"], digest = s["digest"]["sha256"];
+            seen.insert(name);
+            auto it = expected.find(name);
+            if (it == expected.end())
+                problems.push_back("artifacts/" + name +
+                                   ": not among report.json's artifacts.files (added after the "
+                                   "run)");
+            else if (it->second != digest)
+                problems.push_back("artifacts/" + name + ": sha256 " + digest +
+                                   " differs from report.json's " + it->second +
+                                   " (changed after the run)");
+        }
+    }
+    for (const auto& [name, digest] : expected)
+        if (!seen.count(name))
+            problems.push_back("artifacts/" + name + ": listed in report.json but missing");
+    if (!problems.empty()) return check("artifacts", CheckStatus::fail, joined(problems));
+    return check("artifacts", CheckStatus::pass,
+                 std::to_string(seen.size()) + " artifacts match report.json's artifacts.files");
 }
 
 // (d) Which policy the rules come from, and whether it is the run's.
@@ -250,32 +330,36 @@ const char* to_string(CheckStatus s) {
         return "SKIP";
     case CheckStatus::needs_approval:
         return "ASK ";
+    case CheckStatus::unusable:
+        return "BAD ";
     }
     return "FAIL";
 }
 
 bool GateResult::passed() const {
     for (const auto& c : checks)
-        if (c.status == CheckStatus::fail || c.status == CheckStatus::needs_approval) return false;
+        if (c.status != CheckStatus::pass && c.status != CheckStatus::skip) return false;
     return true;
 }
 
 int GateResult::exit_code() const {
-    bool ask = false;
+    bool fail = false, ask = false;
     for (const auto& c : checks) {
-        if (c.status == CheckStatus::fail) return gate_exit::fail;
+        if (c.status == CheckStatus::unusable) return gate_exit::unusable;
+        fail = fail || c.status == CheckStatus::fail;
         ask = ask || c.status == CheckStatus::needs_approval;
     }
-    return ask ? gate_exit::needs_approval : gate_exit::pass;
+    return fail ? gate_exit::fail : ask ? gate_exit::needs_approval : gate_exit::pass;
 }
 
 json GateResult::to_json() const {
     json list = json::array();
     for (const auto& c : checks) {
-        const std::string status = c.status == CheckStatus::pass   ? "pass"
-                                   : c.status == CheckStatus::fail ? "fail"
-                                   : c.status == CheckStatus::skip ? "skip"
-                                                                   : "needs_approval";
+        const std::string status = c.status == CheckStatus::pass       ? "pass"
+                                   : c.status == CheckStatus::fail     ? "fail"
+                                   : c.status == CheckStatus::skip     ? "skip"
+                                   : c.status == CheckStatus::unusable ? "unusable"
+                                                                       : "needs_approval";
         list.push_back({{"id", c.id}, {"status", status}, {"reason", c.reason}});
     }
     return {{"passed", passed()},
@@ -325,23 +409,39 @@ Result<GateResult> run_gate(const GateOptions& o) {
     GateResult r;
     // (a) signature, (b) subjects
     std::optional<Verified> verified;
+    const fs::path env_path = o.out / k_envelope_file;
+    std::string envelope;
+    const bool env_present = fs::exists(fs::symlink_status(env_path, ec));
+    const auto env_read = util::read_limited(env_path, k_envelope_limit, envelope);
     if (!o.public_key) {
-        r.checks.push_back(check("signature", CheckStatus::skip,
-                                 "no --pubkey given: the signature is not checked"));
+        // Nothing to verify with, but an envelope that is there must at least be one.
+        std::string malformed;
+        if (env_read == util::ReadStatus::ok) {
+            if (auto opened = open_envelope(envelope); !opened) malformed = opened.error().message;
+        } else if (env_present) {
+            malformed = "unreadable or larger than 256 MiB";
+        }
+        r.checks.push_back(
+            malformed.empty()
+                ? check("signature", CheckStatus::skip,
+                        "no --pubkey given: the signature is not checked")
+                : check("signature", CheckStatus::unusable, env_path.string() + ": " + malformed));
         r.checks.push_back(
             check("subjects", CheckStatus::skip,
                   "no verified signature: file contents are not checked against it"));
     } else {
-        const fs::path env_path = o.out / k_envelope_file;
-        std::string envelope;
-        const auto st = util::read_limited(env_path, k_envelope_limit, envelope);
-        if (st != util::ReadStatus::ok) {
-            r.checks.push_back(check("signature", CheckStatus::fail,
-                                     env_path.string() +
-                                         ": missing or unreadable (the run was not signed: give "
-                                         "`airlock run` --sign-key FILE)"));
+        if (env_read != util::ReadStatus::ok) {
+            r.checks.push_back(
+                check("signature", CheckStatus::unusable,
+                      env_path.string() + (env_present ? ": unreadable or larger than 256 MiB"
+                                                       : ": missing (the run was not signed: give "
+                                                         "`airlock run` --sign-key FILE)")));
         } else if (auto v = verify_envelope(envelope, *o.public_key); !v) {
-            r.checks.push_back(check("signature", CheckStatus::fail,
+            // A malformed envelope is unusable input; one that does not verify fails.
+            r.checks.push_back(check("signature",
+                                     v.error().kind == ErrorKind::invalid_input
+                                         ? CheckStatus::unusable
+                                         : CheckStatus::fail,
                                      env_path.string() + ": " + v.error().message));
         } else {
             verified = std::move(*v);
@@ -357,10 +457,13 @@ Result<GateResult> run_gate(const GateOptions& o) {
                                      "the envelope did not verify, so its subjects mean nothing"));
     }
     r.checks.push_back(events_check(o.out, report));
-    if (verified)
+    if (verified) {
         r.checks.push_back(check("changes", CheckStatus::skip, "covered by the signed subjects"));
-    else
+        r.checks.push_back(check("artifacts", CheckStatus::skip, "covered by the signed subjects"));
+    } else {
         r.checks.push_back(changes_check(o.out, report));
+        r.checks.push_back(artifacts_check(o.out, report));
+    }
     json values;
     r.checks.push_back(policy_check(o, report, values));
     r.checks.push_back(image_check(report, values));

@@ -15,11 +15,14 @@
 
 namespace airlock::audit {
 
-enum class CheckStatus { pass, fail, skip, needs_approval };
-const char* to_string(CheckStatus s); // "PASS", "FAIL", "SKIP", "ASK"
+// unusable: the check's input is missing or malformed (events.jsonl, report.dsse.json), so
+// nothing could be decided; the gate then exits 2.
+enum class CheckStatus { pass, fail, skip, needs_approval, unusable };
+const char* to_string(CheckStatus s); // "PASS", "FAIL", "SKIP", "ASK", "BAD"
 
 struct GateCheck {
-    std::string id; // "signature", "subjects", "events", "policy", "image", then the gate rules
+    std::string id; // "signature", "subjects", "events", "changes", "artifacts", "policy",
+                    // "image", then the gate rules
     CheckStatus status;
     std::string reason;
 };
@@ -46,11 +49,12 @@ struct GateResult {
     // {presented: [...], consumed: [{capability, approval_id, approver, source}]}
     nlohmann::json approvals = nlohmann::json::object();
     bool passed() const;
-    int exit_code() const; // gate_exit::pass, fail or needs_approval
+    int exit_code() const; // gate_exit::unusable, fail, needs_approval or pass, first that holds
     nlohmann::json to_json() const;
 };
 
-// Exit codes of `airlock gate`: 3 when nothing failed but a check needs an approval.
+// Exit codes of `airlock gate`: 2 when some input is unusable (missing or malformed), 3 when
+// nothing failed but a check needs an approval.
 namespace gate_exit {
 inline constexpr int pass = 0;
 inline constexpr int fail = 1;
@@ -59,7 +63,8 @@ inline constexpr int needs_approval = 3;
 } // namespace gate_exit
 
 // Runs every check. An error (invalid_input / not_found) means the input is unusable: OUT or
-// report.json missing, report.json not a JSON object.
+// report.json missing, report.json not a JSON object. A missing or malformed events.jsonl or
+// envelope is an `unusable` check instead, so the other checks are still reported.
 util::Result<GateResult> run_gate(const GateOptions& options);
 
 // The lines printed for a result: "PASS  signature: verified ..." per check.

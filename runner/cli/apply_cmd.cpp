@@ -6,6 +6,7 @@
 #include "cli/main.hpp"
 #include "sandbox/patch.hpp"
 #include "util/read_limited.hpp"
+#include "util/sha256.hpp"
 
 #include <cxxopts.hpp>
 
@@ -76,20 +77,38 @@ int apply_command(int argc, char** argv) {
     if (workspace.empty() || !std::filesystem::is_directory(workspace))
         return unusable("workspace \"" + workspace.string() +
                         "\" is not a directory (pass --workspace DIR)");
+    // The patch must be the one report.json records: --force overrides the gate's verdict, never
+    // a patch changed after the run.
+    const std::filesystem::path patch_file = options.out / "changes.patch";
+    const auto digest = util::sha256_file(patch_file);
+    if (!digest)
+        return unusable(patch_file.string() +
+                        ": missing or unreadable, but report.json records a patch");
+    const nlohmann::json& recorded = patch.contains("sha256") ? patch["sha256"] : nlohmann::json();
+    if (!recorded.is_string() || recorded.get<std::string>() != digest->sha256) {
+        std::fprintf(stderr,
+                     "airlock apply: %s: sha256 %s is not the %s that report.json records "
+                     "(changed after the run); nothing was applied, and --force does not "
+                     "override this\n",
+                     patch_file.c_str(), digest->sha256.c_str(), recorded.dump().c_str());
+        return 1;
+    }
     const bool force = res.count("force") > 0;
     if (!gate->passed()) {
         std::fputs(audit::format_checks(*gate).c_str(), stderr);
         if (!force) {
+            const int code = gate->exit_code();
             std::fprintf(stderr,
                          "airlock apply: the gate %s; nothing was applied (--force "
                          "applies anyway, and records that it did)\n",
-                         gate->exit_code() == audit::gate_exit::needs_approval
-                             ? "needs an approval (give --approvals FILE)"
-                             : "fails");
-            return 1;
+                         code == audit::gate_exit::needs_approval ? "needs an approval (give "
+                                                                    "--approvals FILE)"
+                         : code == audit::gate_exit::unusable     ? "could not read its input"
+                                                                  : "fails");
+            return code == audit::gate_exit::unusable ? audit::gate_exit::unusable : 1;
         }
     }
-    if (auto r = sandbox::apply_changes_patch(workspace, options.out / "changes.patch"); !r) {
+    if (auto r = sandbox::apply_changes_patch(workspace, patch_file); !r) {
         std::fprintf(stderr, "airlock apply: %s\n", r.error().message.c_str());
         return r.error().kind == util::ErrorKind::conflict ? 1 : 2;
     }
@@ -99,20 +118,20 @@ int apply_command(int argc, char** argv) {
     std::ofstream log(workspace / ".airlock" / "applied.jsonl", std::ios::app);
     nlohmann::json reasons = nlohmann::json::array();
     for (const auto& c : gate->checks)
-        if (c.status == audit::CheckStatus::fail || c.status == audit::CheckStatus::needs_approval)
+        if (c.status != audit::CheckStatus::pass && c.status != audit::CheckStatus::skip)
             reasons.push_back(c.id + ": " + c.reason);
     log << nlohmann::json{{"time", audit::utc_now_rfc3339()},
                           {"run_id", report.value("run_id", "")},
                           {"out", std::filesystem::absolute(options.out).string()},
-                          {"patch_sha256", patch.value("sha256", "")},
+                          {"patch_sha256", digest->sha256},
                           {"gate_passed", gate->passed()},
                           {"forced", force && !gate->passed()},
                           {"approvals", gate->approvals.value("consumed", nlohmann::json::array())},
                           {"failed_checks", reasons}}
                .dump()
         << "\n";
-    std::fprintf(stderr, "airlock apply: applied %s to %s%s\n",
-                 (options.out / "changes.patch").c_str(), workspace.c_str(),
+    std::fprintf(stderr, "airlock apply: applied %s to %s%s\n", patch_file.c_str(),
+                 workspace.c_str(),
                  gate->passed() ? "" : " (forced past a failing gate; recorded)");
     return 0;
 }

@@ -57,12 +57,17 @@ int gate_command(int argc, char** argv) {
         std::printf("%s\n", r->to_json().dump(2).c_str());
     } else {
         std::fputs(audit::format_checks(*r).c_str(), stdout);
-        std::size_t failed = 0, ask = 0;
+        std::size_t failed = 0, ask = 0, bad = 0;
         for (const auto& c : r->checks) {
             failed += c.status == audit::CheckStatus::fail;
             ask += c.status == audit::CheckStatus::needs_approval;
+            bad += c.status == audit::CheckStatus::unusable;
         }
-        if (code == audit::gate_exit::needs_approval)
+        if (code == audit::gate_exit::unusable)
+            std::printf("gate: UNUSABLE INPUT (%zu of %zu checks could not read their input, "
+                        "BAD above; %zu failed)\n",
+                        bad, r->checks.size(), failed);
+        else if (code == audit::gate_exit::needs_approval)
             std::printf("gate: NEEDS APPROVAL (%zu of %zu checks need an approval; an approver "
                         "runs `airlock approve --key KEY --capability CAP --for-report %s --out "
                         "approval.json`, then give --approvals approval.json)\n",

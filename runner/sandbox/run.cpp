@@ -396,16 +396,7 @@ Result<void> Pipeline::verify() {
     m_events.append(
         "enforcement.verified",
         {{"verified", mismatches.empty()}, {"mismatches", list}, {"cis_failed", cis_failed}});
-    if (!mismatches.empty()) {
-        const auto& m = mismatches.front();
-        if (m.field == "Warnings")
-            return make_error(ErrorKind::refused, "the engine warned at create: " + m.actual +
-                                                      "; refusing to start the task");
-        return make_error(ErrorKind::refused, "the engine did not apply " + m.field + " (wanted " +
-                                                  m.expected + ", got " + m.actual +
-                                                  "); refusing to start the task");
-    }
-    return {};
+    return refuse_on_mismatch(mismatches);
 }
 
 Result<void> Pipeline::copy_in_step() {
@@ -711,25 +702,15 @@ Result<void> Pipeline::choose_runtime(bool podman) {
     if (podman || (m_opts.runtimes.empty() && m_opts.runtime == "runc")) return {};
     auto info = m_client.info();
     if (!info) return info.error();
-    const json& rts = info->value("Runtimes", json::object());
     std::vector<std::string> wanted = m_opts.runtimes;
     if (wanted.empty()) wanted = {m_opts.runtime};
-    for (const auto& r : wanted)
-        if (rts.contains(r)) {
-            m_opts.runtime = r;
-            if (r != wanted.front())
-                say("runtime " + wanted.front() + " is not on the engine; using " + r +
-                    " (allowed by the policy)");
-            return {};
-        }
-    std::string list;
-    for (const auto& r : wanted)
-        list += (list.empty() ? "" : ", ") + r;
-    return make_error(ErrorKind::refused,
-                      "the engine has none of the allowed runtimes (" + list +
-                          "); install gVisor (apt-get install runsc) and register it in "
-                          "/etc/docker/daemon.json \"runtimes\", or use a policy that allows "
-                          "runc; `airlock doctor` lists what the engine has");
+    auto picked = pick_runtime(wanted, info->value("Runtimes", json::object()));
+    if (!picked) return picked.error();
+    m_opts.runtime = *picked;
+    if (*picked != wanted.front())
+        say("runtime " + wanted.front() + " is not on the engine; using " + *picked +
+            " (allowed by the policy)");
+    return {};
 }
 
 // A change under a protected path needs an approval for path:<path>. Without one the changes
@@ -969,7 +950,8 @@ void Pipeline::export_telemetry() {
     std::vector<json> events;
     {
         std::ifstream in(m_out / "events.jsonl");
-        for (std::string line; std::getline(in, line) && events.size() < 10000;) {
+        for (std::string line;
+             std::getline(in, line) && events.size() < telemetry::k_max_log_records;) {
             json e = json::parse(line, nullptr, false);
             if (!e.is_discarded()) events.push_back(std::move(e));
         }
@@ -983,6 +965,7 @@ void Pipeline::export_telemetry() {
         {"parent_span_id", m_trace.parent_span_id.empty() ? json() : json(m_trace.parent_span_id)},
         {"duration_ms", std::llround(ms_between(t0, Clock::now()))},
         {"budget_ms", m_otlp->budget.count()},
+        {"logs_dropped", telemetry::logs_dropped(m_report, events.size())},
         {"signals", result}};
     for (auto it = result.begin(); it != result.end(); ++it)
         if (it->value("exported", false) == false)

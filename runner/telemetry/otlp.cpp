@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <ctime>
 #include <thread>
 
@@ -239,6 +240,7 @@ json logs_request(const std::vector<json>& events, const json& report, const Tra
                   const std::string& service_name) {
     json records = json::array();
     for (const auto& e : events) {
+        if (records.size() == k_max_log_records) break;
         const std::string type = at(e, {"type"}).is_string() ? e["type"].get<std::string>() : "";
         const std::string time = at(e, {"time"}).is_string() ? e["time"].get<std::string>() : "";
         const bool bad = type == "violation" || type == "timeout" || type == "oom" ||
@@ -261,6 +263,14 @@ json logs_request(const std::vector<json>& events, const json& report, const Tra
              json::array(
                  {{{"resource", resource(service_name)},
                    {"scopeLogs", json::array({{{"scope", scope()}, {"logRecords", records}}})}}})}};
+}
+
+std::uint64_t logs_dropped(const json& report, std::size_t events_read) {
+    const json& count = at(report, {"events", "count"});
+    const std::uint64_t total =
+        count.is_number_integer() && count.get<std::int64_t>() > 0 ? count.get<std::uint64_t>() : 0;
+    const std::uint64_t sent = std::min<std::uint64_t>(events_read, k_max_log_records);
+    return total > sent ? total - sent : 0;
 }
 
 namespace {

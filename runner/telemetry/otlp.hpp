@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -45,9 +46,17 @@ std::optional<Settings> settings_from_env(const LookupEnv& env);
 // The ExportTraceServiceRequest for a finished run, from its report (steps, result, image...).
 nlohmann::json trace_request(const nlohmann::json& report, const TraceContext& ctx,
                              const std::string& service_name);
-// The ExportLogsServiceRequest: one record per events.jsonl line.
+// At most this many events of a run become log records (the first ones), so one export stays
+// small; the report counts the rest (logs_dropped).
+inline constexpr std::size_t k_max_log_records = 10000;
+
+// The ExportLogsServiceRequest: one record per event, for the first k_max_log_records.
 nlohmann::json logs_request(const std::vector<nlohmann::json>& events, const nlohmann::json& report,
                             const TraceContext& ctx, const std::string& service_name);
+
+// The report's telemetry.logs_dropped: the run's events (report events.count) that are not
+// among the `events_read` given to logs_request, or beyond its cap.
+std::uint64_t logs_dropped(const nlohmann::json& report, std::size_t events_read);
 
 // Sends both; retries 429/502/503/504 and connection failures with backoff within the budget.
 // Returns {signal: {"exported": bool, "attempts": n, "error": "..."}} for the report.

@@ -59,6 +59,8 @@ void write_file(const std::filesystem::path& p, const std::string& content);
 std::string read_file(const std::filesystem::path& p);
 // The single run directory under OUT_PARENT (tests pass --out explicitly, mostly).
 nlohmann::json read_report(const std::filesystem::path& out);
+// REQUIREs that a report is valid under docs/report.schema.json (defined in test_audit.cpp).
+void check_against_schema(const nlohmann::json& report);
 
 } // namespace airlock::test
 

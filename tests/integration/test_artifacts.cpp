@@ -64,6 +64,7 @@ TEST_CASE("artifacts: declared files are copied out with their hashes, links are
     for (std::string l; std::getline(in, l);)
         events += json::parse(l)["type"] == "artifact.collected" ? 1 : 0;
     CHECK(events == 3);
+    check_against_schema(report);
     require_nothing_left(p);
 }
 

@@ -1,5 +1,5 @@
 // The audit trail of real runs: every event type in order with an intact chain, the report's
-// violations, checks and verdict, and report.json against its JSON Schema's fields.
+// violations, checks and verdict, and report.json validated against its JSON Schema.
 #include "harness.hpp"
 
 #include "audit/events.hpp"
@@ -7,13 +7,17 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 using namespace airlock;
 using namespace airlock::test;
 using nlohmann::json;
 namespace fs = std::filesystem;
+
+namespace airlock::test {
 
 namespace {
 
@@ -32,23 +36,95 @@ std::vector<std::string> types_of(const std::vector<json>& events) {
     return out;
 }
 
-// The report's top-level fields are all described by the schema, and the required ones are there.
+// The keywords docs/report.schema.json uses: type, const, enum, properties, required,
+// additionalProperties, items, oneOf, pattern, minimum, and $ref into #/$defs ("format" and
+// "description" are not checked). Each problem names the JSON pointer of the value.
+void validate(const json& root, const json& schema, const json& value, const std::string& where,
+              std::vector<std::string>& problems) {
+    if (schema.contains("$ref")) {
+        const std::string ref = schema["$ref"];
+        REQUIRE(ref.rfind("#/$defs/", 0) == 0);
+        validate(root, root["$defs"].at(ref.substr(8)), value, where, problems);
+        return;
+    }
+    const auto bad = [&](const std::string& why) {
+        problems.push_back((where.empty() ? "/" : where) + ": " + why);
+    };
+    if (schema.contains("type")) {
+        const auto is = [&value](const std::string& t) {
+            return t == "object"    ? value.is_object()
+                   : t == "array"   ? value.is_array()
+                   : t == "string"  ? value.is_string()
+                   : t == "integer" ? value.is_number_integer()
+                   : t == "number"  ? value.is_number()
+                   : t == "boolean" ? value.is_boolean()
+                   : t == "null"    ? value.is_null()
+                                    : false;
+        };
+        const json types =
+            schema["type"].is_array() ? schema["type"] : json::array({schema["type"]});
+        bool any = false;
+        for (const auto& t : types)
+            any = any || is(t.get<std::string>());
+        if (!any) return bad("not of type " + schema["type"].dump() + ": " + value.dump());
+    }
+    if (schema.contains("const") && value != schema["const"])
+        bad("is " + value.dump() + ", not " + schema["const"].dump());
+    if (schema.contains("enum") &&
+        std::find(schema["enum"].begin(), schema["enum"].end(), value) == schema["enum"].end())
+        bad(value.dump() + " is not one of " + schema["enum"].dump());
+    if (schema.contains("pattern") && value.is_string() &&
+        !std::regex_search(value.get<std::string>(),
+                           std::regex(schema["pattern"].get<std::string>())))
+        bad(value.dump() + " does not match " + schema["pattern"].dump());
+    if (schema.contains("minimum") && value.is_number() && value < schema["minimum"])
+        bad(value.dump() + " is below " + schema["minimum"].dump());
+    if (schema.contains("oneOf")) {
+        std::size_t matched = 0;
+        for (const auto& branch : schema["oneOf"]) {
+            std::vector<std::string> mine;
+            validate(root, branch, value, where, mine);
+            matched += mine.empty() ? 1 : 0;
+        }
+        if (matched != 1) bad("matches " + std::to_string(matched) + " of the oneOf branches");
+    }
+    if (value.is_array() && schema.contains("items"))
+        for (std::size_t i = 0; i < value.size(); ++i)
+            validate(root, schema["items"], value[i], where + "/" + std::to_string(i), problems);
+    if (!value.is_object()) return;
+    for (const auto& r : schema.value("required", json::array()))
+        if (!value.contains(r.get<std::string>())) bad("has no " + r.dump());
+    const json properties = schema.value("properties", json::object());
+    const json extra = schema.value("additionalProperties", json(true));
+    for (auto it = value.begin(); it != value.end(); ++it) {
+        const std::string at = where + "/" + it.key();
+        if (properties.contains(it.key()))
+            validate(root, properties[it.key()], it.value(), at, problems);
+        else if (extra == false)
+            problems.push_back(at + ": not described by the schema");
+        else if (extra.is_object())
+            validate(root, extra, it.value(), at, problems);
+    }
+}
+
+} // namespace
+
+// report.json is valid under docs/report.schema.json; test_artifacts.cpp and test_telemetry.cpp
+// check their reports with it too.
 void check_against_schema(const json& report) {
     std::ifstream in(std::string(AIRLOCK_SOURCE_DIR) + "/docs/report.schema.json");
     REQUIRE(in);
     const json schema = json::parse(in);
-    for (auto it = report.begin(); it != report.end(); ++it) {
-        INFO(it.key());
-        CHECK(schema["properties"].contains(it.key()));
-    }
-    for (const auto& r : schema["required"]) {
-        INFO(r);
-        CHECK(report.contains(r.get<std::string>()));
-    }
-    CHECK(report["schema"] == schema["properties"]["schema"]["const"]);
+    std::vector<std::string> problems;
+    validate(schema, schema, report, "", problems);
+    std::string all;
+    for (const auto& p : problems)
+        all += p + "\n";
+    INFO(all);
+    CHECK(problems.empty());
 }
 
-} // namespace
+} // namespace airlock::test
 
 TEST_CASE("audit: a run leaves every lifecycle event, chained, and a report with its verdict",
           "[integration][audit]") {
@@ -95,7 +171,17 @@ TEST_CASE("audit: a run leaves every lifecycle event, chained, and a report with
     CHECK(report["verdict"]["passed"] == false);
     CHECK(report["verdict"]["reasons"] == json::array({"unsigned: no verified signature"}));
     CHECK(report["ci"].is_null());
+    CHECK(events[0]["prev"] == ""); // the chain starts from the empty string
     check_against_schema(report);
+    // The check reaches nested keys: an unknown one in a changed file's entry is a problem.
+    json edited = report;
+    edited["changes"]["files"]["added"][0]["owner"] = "x";
+    std::vector<std::string> problems;
+    const json schema =
+        json::parse(read_file(fs::path(AIRLOCK_SOURCE_DIR) / "docs/report.schema.json"));
+    validate(schema, schema, edited, "", problems);
+    CHECK(problems ==
+          std::vector<std::string>{"/changes/files/added/0/owner: not described by the schema"});
     require_nothing_left(p);
 }
 

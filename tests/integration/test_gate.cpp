@@ -44,8 +44,8 @@ TEST_CASE("gate: a signed run passes, one flipped byte in any file fails it",
     REQUIRE(p.exit_code == 0);
     for (const char* f :
          {"report.json", "events.jsonl", "logs/stdout.log", "logs/stderr.log",
-          "changes/manifest.json", "changes/files/a.txt", "artifacts/a.txt", "summary.md",
-          "report.sarif", "junit.xml", "codequality.json", "report.dsse.json"}) {
+          "changes/manifest.json", "changes/files/a.txt", "changes.patch", "artifacts/a.txt",
+          "summary.md", "report.sarif", "junit.xml", "codequality.json", "report.dsse.json"}) {
         INFO(f);
         CHECK(fs::exists(dir / f));
     }
@@ -74,6 +74,54 @@ TEST_CASE("gate: a signed run passes, one flipped byte in any file fails it",
     // Without the key the gate cannot check the signature: standard fails on "unsigned".
     auto unsigned_gate = run_airlock({"gate", dir.string(), "--policy", "standard"});
     CHECK(unsigned_gate.exit_code == 1);
+    require_nothing_left(p);
+}
+
+TEST_CASE("gate: without a signature, an edited changes.patch fails the gate and apply refuses it, "
+          "--force or not",
+          "[integration][gate]") {
+    REQUIRE_ENGINE();
+    TempDir ws, pristine, out;
+    write_file(ws.path() / "a.txt", "one\n");
+    write_file(pristine.path() / "a.txt", "one\n");
+    const fs::path dir = out.path() / "run";
+    // permissive requires no signature: its gate passes an unsigned run as it is.
+    auto p = run_airlock(
+        run_args(ws.path(), dir, {"--policy", "permissive"}, {"sh", "-c", "echo two > a.txt"}));
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    const std::vector<std::string> gate = {"gate", dir.string(), "--policy", "permissive"};
+    auto pass = run_airlock(gate);
+    INFO(pass.out);
+    CHECK(pass.exit_code == 0);
+    CHECK_THAT(pass.out, Catch::Contains("PASS  changes: 1 changed files match"));
+
+    flip_one_byte(dir / "changes.patch");
+    auto failed = run_airlock(gate);
+    INFO(failed.out);
+    CHECK(failed.exit_code == 1);
+    CHECK_THAT(failed.out, Catch::Contains("FAIL  changes: 1 problem: changes.patch: sha256 "));
+    for (const bool force : {false, true}) {
+        std::vector<std::string> apply = {"apply",       dir.string(),
+                                          "--workspace", pristine.path().string(),
+                                          "--policy",    "permissive"};
+        if (force) apply.push_back("--force");
+        auto refused = run_airlock(apply);
+        INFO("--force: " << force << "\n" << refused.err);
+        CHECK(refused.exit_code == 1);
+        CHECK_THAT(refused.err, Catch::Contains("changes.patch: sha256 "));
+        CHECK_THAT(refused.err, Catch::Contains("--force does not override this"));
+        CHECK(read_file(pristine.path() / "a.txt") == "one\n");
+        CHECK_FALSE(fs::exists(pristine.path() / ".airlock"));
+    }
+
+    // A missing events.jsonl is unusable input: exit 2, not a failure.
+    fs::remove(dir / "events.jsonl");
+    auto unusable = run_airlock(gate);
+    INFO(unusable.out);
+    CHECK(unusable.exit_code == 2);
+    CHECK_THAT(unusable.out, Catch::Contains("BAD   events: "));
+    CHECK_THAT(unusable.out, Catch::Contains("gate: UNUSABLE INPUT"));
     require_nothing_left(p);
 }
 

@@ -1,5 +1,6 @@
 // events.jsonl: appended line by line, hash-chained, redacted.
 #include "audit/events.hpp"
+#include "util/sha256.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 using namespace airlock;
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
@@ -45,6 +47,9 @@ TEST_CASE("events chain and verify, an edit or a removal is found", "[audit][eve
     }
     auto lines = lines_of(dir / "events.jsonl");
     REQUIRE(lines.size() == 3);
+    // The first line's prev is the empty string; each later one the previous line's SHA-256.
+    CHECK(json::parse(lines[0])["prev"] == "");
+    CHECK(json::parse(lines[1])["prev"] == util::sha256_hex(lines[0]));
     CHECK(lines[1].find("s3cr3t-value") == std::string::npos);
     CHECK(lines[1].find("***") != std::string::npos);
     auto n = audit::verify_event_chain(dir / "events.jsonl");
@@ -62,10 +67,17 @@ TEST_CASE("events chain and verify, an edit or a removal is found", "[audit][eve
     auto e = audit::verify_event_chain(dir / "edited.jsonl");
     REQUIRE_FALSE(e.ok());
     CHECK_THAT(e.error().message, Catch::Contains("line 3"));
+    CHECK(e.error().kind == util::ErrorKind::refused); // edited, not malformed
     write({lines[0], lines[2]});
     auto r = audit::verify_event_chain(dir / "edited.jsonl");
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.error().message, Catch::Contains("line 2"));
+    CHECK(r.error().kind == util::ErrorKind::refused);
+    write({lines[0], "{\"seq\": 2, "});
+    auto m = audit::verify_event_chain(dir / "edited.jsonl");
+    REQUIRE_FALSE(m.ok());
+    CHECK(m.error().message == (dir / "edited.jsonl").string() + ": line 2: not a JSON object");
+    CHECK(m.error().kind == util::ErrorKind::invalid_input); // malformed: the gate exits 2
     fs::remove_all(dir);
 }
 

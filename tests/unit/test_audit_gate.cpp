@@ -4,6 +4,7 @@
 #include "audit/events.hpp"
 #include "audit/gate.hpp"
 #include "policy/policy.hpp"
+#include "util/sha256.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -35,6 +36,8 @@ audit::GatePolicy gate_policy(const std::string& spec) {
     return {"policy " + p->describe(), policy::to_json(*p)["values"], policy::digest(*p)};
 }
 
+const std::string k_patch = "diff --git a/src/a.txt b/src/a.txt\nnew file mode 100644\n";
+
 // A run's output directory, signed; the public key PEM in `pub`.
 struct Run {
     fs::path dir = fs::temp_directory_path() / ("airlock-gate-" + std::to_string(::getpid()) + "-" +
@@ -45,6 +48,7 @@ struct Run {
     Run() {
         fs::create_directories(out / "logs");
         fs::create_directories(out / "changes" / "files" / "src");
+        fs::create_directories(out / "artifacts" / "dist");
         audit::EventLog log;
         REQUIRE(log.open(out / "events.jsonl", nullptr).ok());
         log.append("run.start", {{"run_id", "r1"}});
@@ -68,7 +72,28 @@ struct Run {
             {"image", {{"reference", "docker.io/library/debian:12"}}},
             {"policy", pol},
             {"enforcement", {{"verified", true}, {"mismatches", json::array()}}},
-            {"changes", {{"added", 1}, {"modified", 0}, {"deleted", 0}, {"files", changed}}},
+            {"changes",
+             {{"added", 1},
+              {"modified", 0},
+              {"deleted", 0},
+              {"files", changed},
+              {"patch",
+               {{"written", true},
+                {"path", "changes.patch"},
+                {"bytes", k_patch.size()},
+                {"sha256", util::sha256_hex(k_patch)},
+                {"files", 1},
+                {"left_out", json::array()}}}}},
+            {"artifacts",
+             {{"files",
+               {{{"path", "dist/a.json"},
+                 {"size", 3},
+                 {"sha256", util::sha256_hex("{}\n")},
+                 {"pattern", "dist/*.json"}}}},
+              {"total_bytes", 3},
+              {"skipped", json::array()},
+              {"missing", json::array()},
+              {"dir", "artifacts"}}},
             {"result",
              {{"outcome", "success"},
               {"status_code", 0},
@@ -85,6 +110,8 @@ struct Run {
         spit(out / "logs" / "stderr.log", "warning: nothing\n");
         spit(out / "changes" / "manifest.json", changed.dump(2));
         spit(out / "changes" / "files" / "src" / "a.txt", "new file\n");
+        spit(out / "changes.patch", k_patch);
+        spit(out / "artifacts" / "dist" / "a.json", "{}\n");
         auto keys = audit::keygen((dir / "k").string());
         REQUIRE(keys.ok());
         pub = slurp(keys->public_key);
@@ -138,8 +165,8 @@ TEST_CASE("gate: a signed run under its policy passes every check", "[audit][gat
     for (const char* id : {"signature", "subjects", "events", "policy", "image", "unsigned",
                            "task-failed", "max-changed-files"})
         CHECK(find(r, id).status == audit::CheckStatus::pass);
-    CHECK(find(r, "subjects").reason == "6 files match the signed statement");
-    CHECK(find(r, "timeout").status == audit::CheckStatus::skip);
+    CHECK(find(r, "subjects").reason == "8 files match the signed statement");
+    CHECK(find(r, "timeout").status == audit::CheckStatus::pass); // standard enforces it
     CHECK(audit::format_checks(r).find("PASS  signature: verified with k.pub (keyid ") == 0);
     CHECK(r.to_json()["checks"][0]["status"] == "pass");
     CHECK(r.to_json()["exit_code"] == 0);
@@ -162,7 +189,8 @@ TEST_CASE("gate: a one-byte change to any file fails the subjects check", "[audi
     const std::vector<std::pair<std::string, std::string>> edits = {
         {"report.json", "debian"},          {"events.jsonl", "run.start"},
         {"logs/stdout.log", "hello"},       {"logs/stderr.log", "nothing"},
-        {"changes/manifest.json", "src/a"}, {"changes/files/src/a.txt", "new"}};
+        {"changes/manifest.json", "src/a"}, {"changes/files/src/a.txt", "new"},
+        {"changes.patch", "diff"},          {"artifacts/dist/a.json", "{"}};
     for (const auto& [file, needle] : edits) {
         Run run;
         flip(run.out / file, needle);
@@ -229,6 +257,112 @@ TEST_CASE("gate: without a key, a changed file or manifest fails the changes che
     }
 }
 
+TEST_CASE("gate: without a key, an edited changes.patch or artifact fails, naming the file",
+          "[audit][gate]") {
+    {
+        const auto r = Run().gate(false);
+        CHECK(find(r, "changes").status == audit::CheckStatus::pass);
+        CHECK(find(r, "changes").reason ==
+              "1 changed files match changes/manifest.json and report.json; changes.patch has "
+              "the recorded sha256");
+        CHECK(find(r, "artifacts").status == audit::CheckStatus::pass);
+        CHECK(find(r, "artifacts").reason == "1 artifacts match report.json's artifacts.files");
+        CHECK(find(Run().gate(true), "artifacts").status == audit::CheckStatus::skip);
+    }
+    {
+        Run run;
+        flip(run.out / "changes.patch", "diff");
+        const auto r = run.gate(false);
+        INFO(audit::format_checks(r));
+        CHECK(failed(r) == std::vector<std::string>{"changes", "unsigned"});
+        CHECK(find(r, "changes").reason == "1 problem: changes.patch: sha256 " +
+                                               util::sha256_hex(slurp(run.out / "changes.patch")) +
+                                               " differs from report.json's " +
+                                               util::sha256_hex(k_patch) +
+                                               " (changed after the run)");
+        CHECK(r.exit_code() == audit::gate_exit::fail);
+    }
+    {
+        Run run;
+        fs::remove(run.out / "changes.patch");
+        CHECK(find(run.gate(false), "changes").reason ==
+              "1 problem: changes.patch: missing or not a regular file (report.json records it)");
+    }
+    {
+        Run run;
+        json report = json::parse(slurp(run.out / "report.json"));
+        report["changes"].erase("patch");
+        spit(run.out / "report.json", report.dump());
+        CHECK(find(run.gate(false), "changes").reason ==
+              "1 problem: changes.patch: present, but report.json records no patch");
+    }
+    {
+        Run run;
+        flip(run.out / "artifacts" / "dist" / "a.json", "{");
+        const auto r = run.gate(false);
+        CHECK(failed(r) == std::vector<std::string>{"artifacts", "unsigned"});
+        CHECK(find(r, "artifacts").reason.find("1 problem: artifacts/dist/a.json: sha256 ") == 0);
+    }
+    {
+        Run run;
+        fs::remove(run.out / "artifacts" / "dist" / "a.json");
+        spit(run.out / "artifacts" / "extra.bin", "x");
+        CHECK(find(run.gate(false), "artifacts").reason ==
+              "2 problems: artifacts/extra.bin: not among report.json's artifacts.files (added "
+              "after the run); artifacts/dist/a.json: listed in report.json but missing");
+    }
+}
+
+TEST_CASE("gate: a missing or malformed events.jsonl or envelope is unusable input, exit 2",
+          "[audit][gate]") {
+    {
+        Run run;
+        fs::remove(run.out / "events.jsonl");
+        const auto r = run.gate(false);
+        CHECK(find(r, "events").status == audit::CheckStatus::unusable);
+        CHECK(find(r, "events").reason == (run.out / "events.jsonl").string() +
+                                              ": missing or unreadable (every run writes it)");
+        CHECK(r.exit_code() == audit::gate_exit::unusable);
+        CHECK_FALSE(r.passed());
+        CHECK(r.to_json()["checks"][2]["status"] == "unusable");
+        CHECK(audit::format_checks(r).find("BAD   events: ") != std::string::npos);
+    }
+    {
+        Run run;
+        std::string text = slurp(run.out / "events.jsonl");
+        text.replace(text.find('\n') + 1, 1, "#");
+        spit(run.out / "events.jsonl", text);
+        const auto r = run.gate(false);
+        CHECK(find(r, "events").status == audit::CheckStatus::unusable);
+        CHECK(find(r, "events").reason ==
+              (run.out / "events.jsonl").string() + ": line 2: not a JSON object");
+        CHECK(r.exit_code() == audit::gate_exit::unusable);
+    }
+    {
+        Run run; // edited but well-formed: a failure, not unusable input
+        flip(run.out / "events.jsonl", "file.changed");
+        CHECK(find(run.gate(false), "events").status == audit::CheckStatus::fail);
+        CHECK(run.gate(false).exit_code() == audit::gate_exit::fail);
+    }
+    for (const bool with_key : {true, false}) {
+        INFO("with a key: " << with_key);
+        Run run;
+        spit(run.out / "report.dsse.json", "{\"payloadType\": ");
+        const auto r = run.gate(with_key);
+        CHECK(find(r, "signature").status == audit::CheckStatus::unusable);
+        CHECK(find(r, "signature").reason ==
+              (run.out / "report.dsse.json").string() + ": the envelope is not a JSON object");
+        CHECK(r.exit_code() == audit::gate_exit::unusable);
+    }
+    {
+        Run run; // no envelope and no key: nothing was asked of it
+        fs::remove(run.out / "report.dsse.json");
+        const auto r = run.gate(false);
+        CHECK(find(r, "signature").status == audit::CheckStatus::skip);
+        CHECK(r.exit_code() == audit::gate_exit::fail); // standard's "unsigned"
+    }
+}
+
 TEST_CASE("gate: an extra file, a missing one, the envelope or the wrong key fail",
           "[audit][gate]") {
     Run run;
@@ -253,8 +387,10 @@ TEST_CASE("gate: an extra file, a missing one, the envelope or the wrong key fai
         fs::remove(run.out / "report.dsse.json");
         auto r = run.gate();
         CHECK(find(r, "signature").reason.find("report.dsse.json: missing") != std::string::npos);
+        CHECK(find(r, "signature").status == audit::CheckStatus::unusable);
         CHECK(find(r, "subjects").status == audit::CheckStatus::skip);
         CHECK(find(r, "unsigned").status == audit::CheckStatus::fail);
+        CHECK(r.exit_code() == audit::gate_exit::unusable);
     }
     SECTION("another key") {
         auto other = audit::keygen((run.dir / "other").string());
@@ -264,6 +400,7 @@ TEST_CASE("gate: an extra file, a missing one, the envelope or the wrong key fai
         REQUIRE(r.ok());
         CHECK(find(*r, "signature").status == audit::CheckStatus::fail);
         CHECK(find(*r, "signature").reason.find("wrong key?") != std::string::npos);
+        CHECK(r->exit_code() == audit::gate_exit::fail); // well-formed, but not ours
     }
 }
 

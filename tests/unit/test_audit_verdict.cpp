@@ -1,6 +1,7 @@
 // Violations read from a report, the policy's gate rules applied to them, and the CI context.
 #include "audit/ci_context.hpp"
 #include "audit/verdict.hpp"
+#include "policy/policy.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -156,4 +157,42 @@ TEST_CASE("gate.max_patch_bytes limits the size of changes.patch", "[verdict]") 
           "changes.patch is 2048 bytes (at most 4096)");
     CHECK(check(audit::gate_checks(r, gate({}), ""), "max-patch-bytes")["status"] ==
           "not_enforced");
+}
+
+TEST_CASE("the shipped standard and strict gates fail a timeout, an OOM kill and a leaked secret",
+          "[verdict]") {
+    json timeout = success_report();
+    timeout["result"] = {
+        {"outcome", "timeout"}, {"timed_out", true}, {"oom_killed", false}, {"status_code", 143}};
+    json oom = success_report();
+    oom["result"] = {
+        {"outcome", "oom"}, {"timed_out", false}, {"oom_killed", true}, {"status_code", 137}};
+    json secret = success_report();
+    secret["secrets_redacted_in"] = json::array({"notes.txt"});
+    const std::vector<std::pair<std::string, const json*>> cases = {
+        {"timeout", &timeout}, {"oom", &oom}, {"secret-exposed", &secret}};
+    for (const char* preset : {"standard", "strict", "permissive"}) {
+        auto p = policy::load({preset});
+        REQUIRE(p.ok());
+        const json values = policy::to_json(*p)["values"];
+        INFO(preset);
+        // The same report without the trouble passes: the failures below are the rules'.
+        CHECK(audit::verdict_of(
+                  audit::gate_checks(success_report(), values, "key abc"))["passed"] == true);
+        for (const auto& [rule, report] : cases) {
+            INFO(rule);
+            const json checks = audit::gate_checks(*report, values, "key abc");
+            const json verdict = audit::verdict_of(checks);
+            if (std::string(preset) == "permissive") {
+                // permissive fails only on what airlock itself did wrong, never on the task.
+                CHECK(check(checks, rule)["status"] == "not_enforced");
+                CHECK(verdict["passed"] == true);
+                continue;
+            }
+            CHECK(check(checks, rule)["status"] == "fail");
+            CHECK(verdict["passed"] == false);
+            REQUIRE(verdict["reasons"].size() == 1);
+            CHECK(verdict["reasons"][0].get<std::string>().rfind(rule + ": 1 violation: ", 0) == 0);
+        }
+    }
 }

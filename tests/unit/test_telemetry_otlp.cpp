@@ -133,6 +133,25 @@ TEST_CASE("each event is a log record, refusals and violations are warnings", "[
     CHECK(attrs(records[1]["attributes"])["airlock.host"]["stringValue"] == "evil.example");
 }
 
+TEST_CASE("log records stop at the cap, and the report counts the events left out", "[telemetry]") {
+    auto ctx = make_trace_context(env_of({}));
+    std::vector<json> events;
+    for (std::size_t i = 1; i <= k_max_log_records + 5; ++i)
+        events.push_back({{"seq", i}, {"time", "2026-11-27T01:02:03.500Z"}, {"type", "x"}});
+    json r = report();
+    r["events"] = {{"count", k_max_log_records + 7}}; // two lines were not even read
+    json l = logs_request(events, r, ctx, "airlock");
+    const json& records = l["resourceLogs"][0]["scopeLogs"][0]["logRecords"];
+    REQUIRE(records.size() == k_max_log_records);
+    CHECK(attrs(records.back()["attributes"])["airlock.seq"]["intValue"] ==
+          std::to_string(k_max_log_records));
+    CHECK(logs_dropped(r, events.size()) == 7);
+    CHECK(logs_dropped(r, k_max_log_records - 1) == 8);
+    r["events"]["count"] = 3;
+    CHECK(logs_dropped(r, 3) == 0);
+    CHECK(logs_dropped(report(), 0) == 0); // no events.count: nothing known to be left out
+}
+
 TEST_CASE("an unreachable collector costs at most the budget", "[telemetry]") {
     Settings s;
     s.traces_url = "http://127.0.0.1:9/v1/traces"; // discard port: nothing listens
