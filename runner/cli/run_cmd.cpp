@@ -148,11 +148,11 @@ int run_command(int argc, char** argv) {
         "approval)",
         cxxopts::value<std::string>(),
         "MODE")("allow",
-                "also allow HOST[:PORT] (*.domain for subdomains), where the policy lets flags "
-                "add hosts; repeatable",
+                "also allow HOST[:PORTS] (*.domain for subdomains; ports as 80,443), where the "
+                "policy lets flags add hosts; repeatable",
                 cxxopts::value<std::vector<std::string>>(),
-                "HOST[:PORT]")("deny", "deny HOST[:PORT]; deny wins over allow; repeatable",
-                               cxxopts::value<std::vector<std::string>>(), "HOST[:PORT]")(
+                "HOST[:PORTS]")("deny", "deny HOST[:PORTS]; deny wins over allow; repeatable",
+                                cxxopts::value<std::vector<std::string>>(), "HOST[:PORTS]")(
         "allow-cidr", "a private range the proxy may reach, e.g. 10.1.0.0/16; repeatable",
         cxxopts::value<std::vector<std::string>>(), "CIDR")(
         "egress-network", "bridge network the egress proxy joins (default: the engine's bridge)",
@@ -323,8 +323,11 @@ int run_command(int argc, char** argv) {
     std::optional<util::Error> refusal;
     auto decision = policy::enforce(*pol, req, *opts, approvals);
     if (!decision) {
+        if (decision.error().kind != util::ErrorKind::refused) {
+            std::fprintf(stderr, "airlock: %s\n", decision.error().message.c_str());
+            return sandbox::exit_code::usage;
+        }
         std::fprintf(stderr, "airlock: refused: %s\n", decision.error().message.c_str());
-        if (decision.error().kind != util::ErrorKind::refused) return sandbox::exit_code::usage;
         // Without approvals presented, a refusal leaves nothing behind; with them, the refusal
         // and the approvals' fate are recorded in OUT (no engine object is made).
         if (!approvals.anything_presented()) return sandbox::exit_code::refused;

@@ -297,6 +297,31 @@ private:
         return out.empty() ? "none" : out;
     }
 
+    // Host and CIDR rules only mean something to the proxy; in open mode the egress network
+    // still says where the task goes.
+    Result<void> rules_need_proxy() {
+        const auto& n = m_o.network;
+        if (n.proxied()) return {};
+        std::string given;
+        for (const char* key : {"allow", "deny", "allow_cidrs"})
+            if (auto it = m_req.lists.find(key); it != m_req.lists.end() && !it->second.empty())
+                given += (given.empty() ? "" : ", ") + it->second.front().second;
+        const std::string mode =
+            "the network mode is " + n.mode + ", from " + m_o.origin["network"];
+        if (n.mode == "open" && !given.empty())
+            return make_error(ErrorKind::invalid_input,
+                              given +
+                                  ": host and CIDR rules apply only to --network allowlist or "
+                                  "audit, and open mode filters nothing (" +
+                                  mode + "); drop them, or use --network allowlist");
+        if (n.mode != "open" && (!given.empty() || requested("egress_network")))
+            return make_error(ErrorKind::invalid_input,
+                              "--allow, --deny, --allow-cidr and --egress-network need "
+                              "--network allowlist or audit (" +
+                                  mode + ")");
+        return {};
+    }
+
     Result<void> network() {
         auto& n = m_o.network;
         if (!requested("network")) {
@@ -304,6 +329,8 @@ private:
             m_o.origin["network"] = "policy: " + m_p.origin("network/default");
         }
         const std::string w = requested("network") ? where("network") : "network mode";
+        // Usage errors come before any approval is asked for.
+        if (auto r = rules_need_proxy(); !r) return r;
         if (n.mode != "none") {
             const bool allowed = m_p.contains("network/modes", n.mode);
             if (auto r = need("network." + n.mode, w + " " + n.mode, allowed,
@@ -314,14 +341,6 @@ private:
                 return r;
         }
         const auto& lists = m_req.lists;
-        const bool rules_given = lists.count("allow") || lists.count("deny") ||
-                                 lists.count("allow_cidrs") || requested("egress_network");
-        if (!n.proxied() && rules_given && n.mode != "open")
-            return make_error(ErrorKind::invalid_input,
-                              "--allow, --deny, --allow-cidr and --egress-network need "
-                              "--network allowlist or audit (the network mode is " +
-                                  n.mode + ", from " + m_o.origin["network"] + ")");
-
         // The policy's own rules, then what the task adds within what the policy lets it.
         n.allow = m_p.strings("network/allow");
         n.deny = m_p.strings("network/deny");
@@ -437,10 +456,12 @@ std::vector<Grant> beyond(const Policy& reference, const config::RunOptions& eff
         req.env.push_back(name);
     req.values["network"] = effective.network.mode;
     req.origin["network"] = "network";
-    for (const auto& rule : effective.network.allow)
-        req.lists["allow"].emplace_back(rule, "allow");
-    for (const auto& cidr : effective.network.allow_cidrs)
-        req.lists["allow_cidrs"].emplace_back(cidr, "allow_cidrs");
+    if (effective.network.proxied()) { // elsewhere, rules are a usage error
+        for (const auto& rule : effective.network.allow)
+            req.lists["allow"].emplace_back(rule, "allow");
+        for (const auto& cidr : effective.network.allow_cidrs)
+            req.lists["allow_cidrs"].emplace_back(cidr, "allow_cidrs");
+    }
     config::RunOptions copy = effective;
     Recorder recorder;
     (void)enforce(reference, req, copy, recorder);

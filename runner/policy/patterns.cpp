@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace airlock::policy {
@@ -54,27 +55,47 @@ bool valid_label(std::string_view l) {
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
     return true;
 }
-} // namespace
 
-std::optional<std::string> host_rule_problem(std::string_view text) {
-    std::string_view host = text;
-    auto colon = text.rfind(':');
-    if (colon != std::string_view::npos) {
-        std::string_view port = text.substr(colon + 1);
-        host = text.substr(0, colon);
-        if (port.empty() || port.size() > 5) return "has an invalid port (use host:1-65535)";
+// The ports of a ":80,443" list into `out`, sorted and without duplicates; or why they are not.
+std::optional<std::string> parse_ports(std::string_view list, std::vector<std::uint16_t>& out) {
+    std::size_t start = 0;
+    while (true) {
+        const auto comma = list.find(',', start);
+        const std::string_view item = list.substr(
+            start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        if (item.empty())
+            return list.empty() ? std::string("has no port after ':' (use host:1-65535, or a list "
+                                              "such as host:80,443)")
+                                : "has an empty item in its port list \"" + std::string(list) +
+                                      "\" (use e.g. host:80,443)";
         unsigned long n = 0;
-        for (char c : port) {
-            if (c < '0' || c > '9') return "has an invalid port (use host:1-65535)";
-            n = n * 10 + static_cast<unsigned long>(c - '0');
-        }
-        if (n == 0 || n > 65535) return "has an invalid port (use host:1-65535)";
+        if (item.size() <= 5 && item.find_first_not_of("0123456789") == std::string_view::npos)
+            for (char c : item)
+                n = n * 10 + static_cast<unsigned long>(c - '0');
+        if (n == 0 || n > 65535)
+            return "has an invalid port \"" + std::string(item) +
+                   "\" (ports are 1-65535, e.g. host:443 or host:80,443)";
+        out.push_back(static_cast<std::uint16_t>(n));
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return std::nullopt;
+}
+
+// Parses `text` into `rule`, or says why it is not a host rule.
+std::optional<std::string> parse_rule(std::string_view text, HostRule& rule) {
+    std::string_view host = text;
+    if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
+        if (auto problem = parse_ports(text.substr(colon + 1), rule.ports)) return problem;
+        host = text.substr(0, colon);
     }
     if (host.empty()) return "has no host (use e.g. \"api.example.com\")";
     for (char c : host)
         if (c >= 'A' && c <= 'Z') return "has upper-case letters (host names are lower case)";
-    const bool wildcard = host.substr(0, 2) == "*.";
-    if (wildcard) host.remove_prefix(2);
+    rule.wildcard = host.substr(0, 2) == "*.";
+    if (rule.wildcard) host.remove_prefix(2);
     if (host.find('*') != std::string_view::npos)
         return "is not a host pattern (use \"*.example.com\")";
     std::size_t start = 0;
@@ -87,23 +108,20 @@ std::optional<std::string> host_rule_problem(std::string_view text) {
         if (dot == std::string_view::npos) break;
         start = dot + 1;
     }
+    rule.host = std::string(host);
     return std::nullopt;
+}
+} // namespace
+
+std::optional<std::string> host_rule_problem(std::string_view text) {
+    HostRule rule;
+    return parse_rule(text, rule);
 }
 
 std::optional<HostRule> parse_host_rule(std::string_view text) {
-    if (host_rule_problem(text)) return std::nullopt;
-    HostRule r;
-    auto colon = text.rfind(':');
-    if (colon != std::string_view::npos) {
-        r.port = static_cast<std::uint16_t>(std::stoul(std::string(text.substr(colon + 1))));
-        text = text.substr(0, colon);
-    }
-    if (text.substr(0, 2) == "*.") {
-        r.wildcard = true;
-        text.remove_prefix(2);
-    }
-    r.host = std::string(text);
-    return r;
+    HostRule rule;
+    if (parse_rule(text, rule)) return std::nullopt;
+    return rule;
 }
 
 namespace {
@@ -115,12 +133,17 @@ bool is_subdomain(std::string_view host, std::string_view domain) {
 } // namespace
 
 bool host_rule_matches(const HostRule& rule, std::string_view host, std::uint16_t port) {
-    if (rule.port && *rule.port != port) return false;
+    if (!rule.ports.empty() && !std::binary_search(rule.ports.begin(), rule.ports.end(), port))
+        return false;
     return rule.wildcard ? is_subdomain(host, rule.host) : host == rule.host;
 }
 
 bool host_rule_covers(const HostRule& outer, const HostRule& inner) {
-    if (outer.port && (!inner.port || *inner.port != *outer.port)) return false;
+    // Every port `inner` reaches is one of `outer`'s (and "any port" only where `outer` says so).
+    if (!outer.ports.empty() &&
+        (inner.ports.empty() || !std::includes(outer.ports.begin(), outer.ports.end(),
+                                               inner.ports.begin(), inner.ports.end())))
+        return false;
     if (!outer.wildcard) return !inner.wildcard && inner.host == outer.host;
     return inner.wildcard ? (inner.host == outer.host || is_subdomain(inner.host, outer.host))
                           : is_subdomain(inner.host, outer.host);

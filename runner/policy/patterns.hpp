@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace airlock::policy {
 
@@ -20,11 +21,12 @@ std::optional<std::string> prefix_pattern_problem(std::string_view pattern);
 // Same for environment-variable name patterns (NAME, PREFIX*, *).
 std::optional<std::string> name_pattern_problem(std::string_view pattern);
 
-// "host", "*.domain", each optionally ":port". "*.example.com" matches subdomains only.
+// "host", "*.domain", each optionally ":port" or a port list ":80,443". "*.example.com" matches
+// subdomains only.
 struct HostRule {
     std::string host; // lower case, without the "*." of a wildcard
     bool wildcard = false;
-    std::optional<std::uint16_t> port;
+    std::vector<std::uint16_t> ports; // sorted, no duplicates; empty: any port
 };
 std::optional<HostRule> parse_host_rule(std::string_view text);
 std::optional<std::string> host_rule_problem(std::string_view text);

@@ -182,7 +182,8 @@ void fuzz_patterns(const std::vector<std::string_view>& strings) {
             check(host_rule_covers(*r, *r));
             // A host the rule matches, so "covers" can be checked against "matches" below.
             const std::string sample = r->wildcard ? "x." + r->host : r->host;
-            check(host_rule_matches(*r, sample, r->port.value_or(443)));
+            check(host_rule_matches(*r, sample,
+                                    r->ports.empty() ? std::uint16_t{443} : r->ports.front()));
         }
     }
     for (auto a : strings)
@@ -199,7 +200,8 @@ void fuzz_patterns(const std::vector<std::string_view>& strings) {
             auto rb = parse_host_rule(b);
             if (ra && rb && host_rule_covers(*ra, *rb)) {
                 const std::string sample = rb->wildcard ? "x." + rb->host : rb->host;
-                check(host_rule_matches(*ra, sample, rb->port.value_or(443)));
+                check(host_rule_matches(
+                    *ra, sample, rb->ports.empty() ? std::uint16_t{443} : rb->ports.front()));
             }
             auto ca = parse_cidr(a);
             auto cb = parse_cidr(b);

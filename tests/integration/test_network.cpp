@@ -30,6 +30,9 @@ TEST_CASE("allowlist: allowed hosts work over HTTP and HTTPS, denied ones get 40
     const int allowed_before = TestNet::connections(net.allowed);
     const int denied_before = TestNet::connections(net.denied);
     const std::string script =
+        // Were the agent ever given an interface, the lookups below could leave the test's
+        // networks: stop first.
+        "[ \"$(ls /sys/class/net)\" = lo ] || { echo iface_leak; exit 0; }\n"
         "curl -sS --max-time 10 http://allowed.test/hello; echo \"http=$?\"\n"
         "curl -sS --max-time 10 --cacert /workspace/ca.pem https://allowed.test/hello; "
         "echo \"https=$?\"\n"
@@ -42,12 +45,13 @@ TEST_CASE("allowlist: allowed hosts work over HTTP and HTTPS, denied ones get 40
         net.allowed.ip +
         "/hello; echo \"direct=$?\"\n"
         "getent hosts allowed.test; echo \"dns=$?\"\n"
-        "getent hosts example.com; echo \"dns_other=$?\"\n";
+        "getent hosts nosuch.test; echo \"dns_other=$?\"\n";
     auto r = run_script(
         ws, out, allowlist_args({"--allow", "allowed.test", "--allow-cidr", net.subnet}), script);
     INFO(r.proc.err);
     INFO(r.out);
     REQUIRE(r.proc.exit_code == 0);
+    REQUIRE_FALSE(has_line(r.out, "iface_leak"));
     CHECK(has_line(r.out, "hello from allowed"));
     CHECK(has_line(r.out, "http=0"));
     CHECK(has_line(r.out, "https=0"));
@@ -185,6 +189,17 @@ TEST_CASE("allowlist: the upload budget cuts an upload", "[integration][network]
     REQUIRE(cut.size() >= 1);
     CHECK(cut[0]["decision"] == "cut");
     CHECK(cut[0]["bytes_up"].get<long>() <= 64 * 1024);
+    // Each cut is a violation too.
+    std::size_t cuts = 0, violations = 0;
+    for (const auto& d : cut)
+        cuts += d["decision"] == "cut" ? 1 : 0;
+    for (const auto& v : r.report["violations"])
+        if (v.value("rule", "") == "network-denied" &&
+            v.value("message", "").rfind("cut:", 0) == 0) {
+            ++violations;
+            CHECK_THAT(v["message"].get<std::string>(), Catch::EndsWith(" (upload budget)"));
+        }
+    CHECK(violations == cuts);
     require_nothing_left(r.proc);
 }
 
@@ -206,6 +221,32 @@ TEST_CASE("audit: everything goes through and is recorded", "[integration][netwo
     CHECK(r.report["network"]["mode"] == "audit");
     CHECK(s["allowed"] == 2);
     CHECK(s["refusals"].empty());
+    require_nothing_left(r.proc);
+}
+
+TEST_CASE("open: an approved run puts the task on the egress network itself",
+          "[integration][network]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    TempDir ws, out, pol;
+    write_file(pol.path() / "open.json",
+               R"({"name": "open", "approvals": {"flag": ["network.open"]}})");
+    const int before = TestNet::connections(net.allowed);
+    auto r =
+        run_script(ws, out,
+                   {"--policy", "permissive", "--policy", (pol.path() / "open.json").string(),
+                    "--network", "open", "--approve", "network.open", "--egress-network", net.name},
+                   "[ \"$(ls /sys/class/net)\" = lo ] && echo only_lo\n"
+                   "curl -sS --noproxy '*' --max-time 10 http://allowed.test/hello; "
+                   "echo \"direct=$?\"");
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK_FALSE(has_line(r.out, "only_lo")); // an interface on the egress network
+    CHECK(has_line(r.out, "hello from allowed"));
+    CHECK(has_line(r.out, "direct=0"));
+    CHECK(TestNet::connections(net.allowed) == before + 1);
+    CHECK(r.report["network"]["mode"] == "open");
+    CHECK(r.report["network"]["egress_network"] == net.name);
     require_nothing_left(r.proc);
 }
 

@@ -356,6 +356,13 @@ TEST_CASE("policy lint, show and diff on the command line", "[integration][polic
     CHECK(cfg.out.find("pids            = 300  (--pids)\n") != std::string::npos);
     CHECK(cfg.out.find("timeout         = 30m00s  (policy: preset standard)\n") !=
           std::string::npos);
+    // One value per flag use, commas and all.
+    auto commas = run_airlock({"run", "--policy", "permissive", "--network", "allowlist", "--allow",
+                               "x.test:80,443", "--env", "CI=a,b", "--show-config", "--", "true"});
+    INFO(commas.err);
+    CHECK(commas.exit_code == 0);
+    CHECK(commas.out.find("x.test:80,443") != std::string::npos);
+    CHECK(commas.out.find("env             = CI  (") != std::string::npos);
     auto same = run_airlock({"policy", "diff", "standard", "standard"});
     CHECK(same.exit_code == 0);
     CHECK(same.out == "no differences\n");

@@ -39,7 +39,7 @@ TEST_CASE("egress config: a full configuration", "[egress]") {
     CHECK(c->mode == Mode::allowlist);
     REQUIRE(c->allow.size() == 2);
     CHECK(c->allow[0].text == "allowed.test:443");
-    CHECK(c->allow[0].rule.port == 443);
+    CHECK(c->allow[0].rule.ports == std::vector<std::uint16_t>{443});
     CHECK(c->allow[1].rule.wildcard);
     CHECK(c->deny[0].text == "*.internal");
     CHECK(c->methods == std::vector<std::string>{"GET", "HEAD"});

@@ -2,6 +2,7 @@
 // network, and what reaches the run options.
 #include "config/run_options.hpp"
 #include "policy/enforce.hpp"
+#include "policy/policy.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -30,14 +31,42 @@ struct Enforced {
     config::RunOptions opts;
 };
 
-Enforced apply(const std::vector<std::string>& policies, const config::RunRequest& req) {
-    auto p = load(policies);
-    REQUIRE(p.ok());
+Enforced apply(const Policy& p, const config::RunRequest& req,
+               const Approvals& approvals = NoApprovals()) {
     auto o = config::resolve(req, [](const std::string&) { return std::nullopt; });
     REQUIRE(o.ok());
     config::RunOptions opts = *o;
-    auto d = enforce(*p, req, opts, NoApprovals());
+    auto d = enforce(p, req, opts, approvals);
     return {std::move(d), opts};
+}
+
+Enforced apply(const std::vector<std::string>& policies, const config::RunRequest& req,
+               const Approvals& approvals = NoApprovals()) {
+    auto p = load(policies);
+    REQUIRE(p.ok());
+    return apply(*p, req, approvals);
+}
+
+// Grants exactly the capabilities it is given, and remembers every one asked for.
+class Grants final : public Approvals {
+public:
+    explicit Grants(std::vector<std::string> granted) : m_granted(std::move(granted)) {}
+    std::optional<std::string> grant(std::string_view capability, std::string_view) const override {
+        asked.emplace_back(capability);
+        if (std::find(m_granted.begin(), m_granted.end(), capability) == m_granted.end())
+            return std::nullopt;
+        return "approval test-1";
+    }
+    mutable std::vector<std::string> asked;
+
+private:
+    std::vector<std::string> m_granted;
+};
+
+const Grant* granted(const Decision& d, const std::string& capability) {
+    for (const auto& g : d.capabilities)
+        if (g.capability == capability) return &g;
+    return nullptr;
 }
 
 bool has(const std::vector<std::string>& v, const std::string& s) {
@@ -124,6 +153,51 @@ TEST_CASE("flags add hosts only where the policy lets them", "[policy][network]"
     }
 }
 
+TEST_CASE("an approval lets a flag add a host under standard", "[policy][network]") {
+    Grants approvals({"network.host:allowed.test"});
+    auto e = apply({"standard"}, request({{"network", "allowlist"}}, {{"allow", {"allowed.test"}}}),
+                   approvals);
+    REQUIRE(e.decision.ok());
+    CHECK(has(e.opts.network.allow, "allowed.test"));
+    CHECK(approvals.asked == std::vector<std::string>{"network.host:allowed.test"});
+    const Grant* g = granted(*e.decision, "network.host:allowed.test");
+    REQUIRE(g);
+    CHECK(g->detail == "--allow allowed.test");
+    CHECK(g->granted_by == "approval test-1");
+
+    // The approval names that rule only: another host is still refused.
+    auto other = apply(
+        {"standard"}, request({{"network", "allowlist"}}, {{"allow", {"denied.test"}}}), approvals);
+    REQUIRE_FALSE(other.decision.ok());
+    CHECK(other.decision.error().kind == ErrorKind::refused);
+}
+
+TEST_CASE("flags take host rules with a port list", "[policy][network]") {
+    auto e = apply({"permissive"},
+                   request({{"network", "allowlist"}},
+                           {{"allow", {"allowed.test:80,443"}}, {"deny", {"*.test:22,23"}}}));
+    REQUIRE(e.decision.ok());
+    CHECK(has(e.opts.network.allow, "allowed.test:80,443"));
+    CHECK(has(e.opts.network.deny, "*.test:22,23"));
+    REQUIRE(granted(*e.decision, "network.host:allowed.test:80,443"));
+
+    // standard lists api.openai.com:443 only, so adding port 80 is beyond it.
+    auto beyond = apply(
+        {"standard"}, request({{"network", "allowlist"}}, {{"allow", {"api.openai.com:443,80"}}}));
+    REQUIRE_FALSE(beyond.decision.ok());
+    CHECK(beyond.decision.error().kind == ErrorKind::refused);
+    CHECK_THAT(beyond.decision.error().message,
+               Catch::Contains("network.host:api.openai.com:443,80"));
+
+    auto bad = apply({"permissive"},
+                     request({{"network", "allowlist"}}, {{"deny", {"allowed.test:80,70000"}}}));
+    REQUIRE_FALSE(bad.decision.ok());
+    CHECK(bad.decision.error().kind == ErrorKind::invalid_input);
+    CHECK(bad.decision.error().message ==
+          "--deny: \"allowed.test:80,70000\" is not a host rule (has an invalid port \"70000\" "
+          "(ports are 1-65535, e.g. host:443 or host:80,443))");
+}
+
 TEST_CASE("deny rules from flags always apply", "[policy][network]") {
     auto e = apply({"standard"}, request({{"network", "allowlist"}}, {{"deny", {"github.com"}}}));
     REQUIRE(e.decision.ok());
@@ -154,11 +228,95 @@ TEST_CASE("rules without a proxied mode are a usage error", "[policy][network]")
     CHECK_THAT(e.decision.error().message, Catch::Contains("--network allowlist"));
 }
 
+TEST_CASE("open mode takes the egress network but no rules", "[policy][network]") {
+    Grants approvals({"network.open"});
+    SECTION("a rule is a usage error, before any approval is asked for") {
+        for (const char* key : {"allow", "deny", "allow_cidrs"}) {
+            INFO(key);
+            auto e = apply(
+                {"permissive"},
+                request(
+                    {{"network", "open"}},
+                    {{key, {std::string(key) == "allow_cidrs" ? "10.0.0.0/8" : "example.com"}}}),
+                approvals);
+            REQUIRE_FALSE(e.decision.ok());
+            CHECK(e.decision.error().kind == ErrorKind::invalid_input);
+            CHECK(e.decision.error().message ==
+                  "--" + std::string(key) +
+                      ": host and CIDR rules apply only to --network allowlist or audit, and "
+                      "open mode filters nothing (the network mode is open, from --network); "
+                      "drop them, or use --network allowlist");
+        }
+        CHECK(approvals.asked.empty());
+    }
+    SECTION("every kind of rule given is named") {
+        auto e = apply(
+            {"permissive"},
+            request({{"network", "open"}}, {{"allow", {"a.test"}}, {"deny", {"b.test", "c.test"}}}),
+            approvals);
+        REQUIRE_FALSE(e.decision.ok());
+        CHECK_THAT(e.decision.error().message, Catch::StartsWith("--allow, --deny: host and CIDR"));
+    }
+    SECTION("the egress network is accepted") {
+        auto e = apply({"permissive"},
+                       request({{"network", "open"}, {"egress_network", "airlock-test-net"}}),
+                       approvals);
+        REQUIRE(e.decision.ok());
+        CHECK(e.opts.network.mode == "open");
+        CHECK(e.opts.network.egress_network == "airlock-test-net");
+        const Grant* g = granted(*e.decision, "network.open");
+        REQUIRE(g);
+        CHECK(g->granted_by == "approval test-1");
+    }
+}
+
+TEST_CASE("an open run under a looser policy is named beyond standard", "[policy][network]") {
+    // permissive lists hosts of its own; in open mode they are no rules to hold against standard.
+    auto e = apply({"permissive"}, request({{"network", "open"}}), Grants({"network.open"}));
+    REQUIRE(e.decision.ok());
+    auto standard = load({"standard"});
+    REQUIRE(standard.ok());
+    std::vector<std::string> caps;
+    for (const auto& g : beyond(*standard, e.opts, "policy preset permissive"))
+        caps.push_back(g.capability);
+    CHECK(caps == std::vector<std::string>{"network.open"});
+}
+
 TEST_CASE("the egress network comes from the flag unless the policy pins it", "[policy][network]") {
     auto e = apply({"permissive"},
                    request({{"network", "allowlist"}, {"egress_network", "airlock-test-net"}}));
     REQUIRE(e.decision.ok());
     CHECK(e.opts.network.egress_network == "airlock-test-net");
+
+    auto p = load({"permissive"});
+    REQUIRE(p.ok());
+    auto doc = parse_document(R"({"network": {"egress_network": "corp"}})", "corp.json", ".");
+    REQUIRE(std::holds_alternative<Document>(doc));
+    REQUIRE(apply_layer(*p, std::get<Document>(doc)).empty());
+    auto with_flag = [](const std::string& name) {
+        auto r = request({{"network", "allowlist"}, {"egress_network", name}});
+        r.origin["egress_network"] = "--egress-network";
+        return r;
+    };
+    SECTION("no flag gives the pinned network") {
+        auto pinned = apply(*p, request({{"network", "allowlist"}}));
+        REQUIRE(pinned.decision.ok());
+        CHECK(pinned.opts.network.egress_network == "corp");
+        CHECK(pinned.opts.origin["egress_network"] == "policy: corp.json");
+    }
+    SECTION("the same name is fine") {
+        auto same = apply(*p, with_flag("corp"));
+        REQUIRE(same.decision.ok());
+        CHECK(same.opts.network.egress_network == "corp");
+    }
+    SECTION("another name is refused") {
+        auto other = apply(*p, with_flag("other"));
+        REQUIRE_FALSE(other.decision.ok());
+        CHECK(other.decision.error().kind == ErrorKind::refused);
+        CHECK(other.decision.error().message ==
+              "--egress-network: \"other\" differs from the egress network the policy sets "
+              "(\"corp\", network.egress_network from corp.json); drop the flag");
+    }
 }
 
 TEST_CASE("a network mode is one of the four", "[config][network]") {

@@ -53,6 +53,49 @@ TEST_CASE("host rules", "[policy]") {
     CHECK(host_rule_problem("*.internal") == std::nullopt);
 }
 
+TEST_CASE("host rules with a port list", "[policy]") {
+    auto both = parse_host_rule("example.com:443,80,443");
+    REQUIRE(both);
+    CHECK(both->host == "example.com");
+    CHECK_FALSE(both->wildcard);
+    CHECK(both->ports == std::vector<std::uint16_t>{80, 443}); // sorted, a duplicate once
+    CHECK(host_rule_matches(*both, "example.com", 80));
+    CHECK(host_rule_matches(*both, "example.com", 443));
+    CHECK_FALSE(host_rule_matches(*both, "example.com", 8080));
+
+    auto wild = parse_host_rule("*.example.com:443,8443");
+    REQUIRE(wild);
+    CHECK(wild->wildcard);
+    CHECK(wild->ports == std::vector<std::uint16_t>{443, 8443});
+    CHECK(host_rule_matches(*wild, "api.example.com", 8443));
+    CHECK_FALSE(host_rule_matches(*wild, "api.example.com", 80));
+    CHECK_FALSE(host_rule_matches(*wild, "example.com", 443));
+
+    // A list covers each of its ports and any sublist; one port does not cover a list.
+    CHECK(host_rule_covers(*both, *parse_host_rule("example.com:80")));
+    CHECK(host_rule_covers(*wild, *parse_host_rule("a.example.com:8443,443")));
+    CHECK(host_rule_covers(*parse_host_rule("example.com"), *both));
+    CHECK_FALSE(host_rule_covers(*both, *parse_host_rule("example.com")));
+    CHECK_FALSE(host_rule_covers(*parse_host_rule("example.com:443"), *both));
+    CHECK_FALSE(host_rule_covers(*both, *parse_host_rule("example.com:80,8080")));
+
+    CHECK(host_rule_problem("a.example.com:1,65535") == std::nullopt);
+    CHECK(host_rule_problem("a.example.com:80,0") ==
+          "has an invalid port \"0\" (ports are 1-65535, e.g. host:443 or host:80,443)");
+    CHECK(host_rule_problem("a.example.com:443,65536") ==
+          "has an invalid port \"65536\" (ports are 1-65535, e.g. host:443 or host:80,443)");
+    CHECK(host_rule_problem("a.example.com:80,https") ==
+          "has an invalid port \"https\" (ports are 1-65535, e.g. host:443 or host:80,443)");
+    CHECK(host_rule_problem("a.example.com:80,,443") ==
+          "has an empty item in its port list \"80,,443\" (use e.g. host:80,443)");
+    CHECK(host_rule_problem("a.example.com:80,") ==
+          "has an empty item in its port list \"80,\" (use e.g. host:80,443)");
+    CHECK(host_rule_problem("a.example.com:") ==
+          "has no port after ':' (use host:1-65535, or a list such as host:80,443)");
+    CHECK(host_rule_problem("a.example.com,b.example.com").has_value());
+    CHECK_FALSE(parse_host_rule("a.example.com:80,0"));
+}
+
 TEST_CASE("prefix patterns", "[policy]") {
     CHECK(prefix_match("airlock/*", "airlock/agent-base:latest"));
     CHECK_FALSE(prefix_match("airlock/*", "airlockx/agent"));
