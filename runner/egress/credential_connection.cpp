@@ -40,6 +40,12 @@ public:
         m_record.method = m_head.method;
         m_record.kind = RequestKind::absolute;
         m_record.path = std::string(target_path(m_head.target));
+        if (auto escape = path_escape(*m_record.path))
+            return refuse(400,
+                          verdict(Outcome::deny, "unsafe path",
+                                  "the path " + quote_path(*m_record.path) + " holds " + *escape +
+                                      ", which could leave the endpoint's prefix or the "
+                                      "upstream's base path (send the path without it)"));
         m_endpoint = m_endpoints.route(m_head.target);
         if (!m_endpoint)
             return refuse(404, verdict(Outcome::deny, "no credential endpoint",

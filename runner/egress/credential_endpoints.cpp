@@ -10,8 +10,6 @@ namespace airlock::egress {
 using util::to_lower;
 using util::trim_ows;
 
-namespace {} // namespace
-
 bool CredentialEndpoint::take_request() {
     std::lock_guard lock(m_mutex);
     if (m_bytes_spent) return false;
@@ -57,6 +55,29 @@ CredentialEndpoint* CredentialEndpoints::route(std::string_view target) const {
         if (path.size() == name.size() + 1 || path[name.size() + 1] == '/') return e.get();
     }
     return nullptr;
+}
+
+std::optional<std::string> path_escape(std::string_view path) {
+    if (path.find('\\') != std::string_view::npos) return "a backslash";
+    for (std::size_t at = path.find('%'); at != std::string_view::npos;
+         at = path.find('%', at + 1)) {
+        const std::string code = to_lower(path.substr(at, 3));
+        const char* meant = code == "%2e"   ? "."
+                            : code == "%2f" ? "/"
+                            : code == "%5c" ? "\\"
+                                            : nullptr;
+        if (meant)
+            return "\"" + std::string(path.substr(at, 3)) + "\" (an encoded \"" + meant + "\")";
+    }
+    std::string_view rest = path;
+    while (!rest.empty()) {
+        const auto slash = rest.find('/');
+        const std::string_view segment = rest.substr(0, slash);
+        if (segment == "." || segment == "..")
+            return "the segment \"" + std::string(segment) + "\"";
+        rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    }
+    return std::nullopt;
 }
 
 std::string CredentialEndpoints::listing() const {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +69,11 @@ private:
     std::shared_ptr<TlsClientContext> m_tls;
     std::vector<std::unique_ptr<CredentialEndpoint>> m_endpoints;
 };
+
+// What in `path` (a target without its query) could climb out of the endpoint's prefix or the
+// upstream's base path: a "." or ".." segment, an encoded ".", "/" or "\" (%2e, %2f, %5c in any
+// case) or a backslash, named for a message; nullopt when there is none.
+std::optional<std::string> path_escape(std::string_view path);
 
 // The upstream target for `target` routed to `credential`: base_path + what follows /<name>
 // ("/" when nothing does), the query kept.

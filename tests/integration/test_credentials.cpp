@@ -12,10 +12,15 @@
 
 #include <openssl/evp.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 using namespace airlock;
 using namespace airlock::test;
@@ -44,6 +49,47 @@ std::string base64(const std::string& s) {
                                   static_cast<int>(s.size()));
     out.resize(static_cast<std::size_t>(n));
     return out;
+}
+
+std::string shell_quoted(const std::string& s) {
+    std::string out = "'";
+    for (char c : s)
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// The files under `dirs` that hold `needle` (grep -r -F -l; devices, FIFOs and sockets skipped,
+// unreadable files ignored), or a line saying grep failed. The needle goes on grep's command
+// line, never into a file.
+std::vector<std::string> files_holding(const std::string& needle,
+                                       const std::vector<fs::path>& dirs) {
+    std::string cmd = "grep -r -a -l -F -D skip -e " + shell_quoted(needle) + " --";
+    for (const auto& d : dirs)
+        cmd += " " + shell_quoted(d.string());
+    std::FILE* p = ::popen((cmd + " 2>/dev/null").c_str(), "r");
+    if (!p) return {"popen failed"};
+    std::vector<std::string> out;
+    std::string listing;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
+        listing.append(buf, n);
+    const int status = ::pclose(p);
+    // 0: found, 1: none, 2: some files could not be read.
+    if (!WIFEXITED(status) || WEXITSTATUS(status) > 2) out.push_back("grep failed");
+    std::istringstream in(listing);
+    for (std::string l; std::getline(in, l);)
+        out.push_back(l);
+    return out;
+}
+
+// The engine's data root when the engine is local (a unix socket, and its root is on this
+// host's disk); empty otherwise.
+fs::path local_engine_root() {
+    if (client().endpoint().kind != docker::Endpoint::Kind::unix_socket) return {};
+    auto info = client().info();
+    if (!info) return {};
+    const fs::path root = info->value("DockerRootDir", std::string());
+    return !root.empty() && fs::is_directory(root / "containers") ? root : fs::path();
 }
 
 // A policy with two endpoints on the test server: `echo` (a request budget) and `big` (a byte
@@ -78,6 +124,10 @@ struct CredRun {
     NetRun run;
     std::string key;
     std::vector<std::string> inspects; // docker inspect of the run's containers, while it ran
+    // With a local engine, the files of the run's containers' directories in its data root
+    // (configs, logs) that held the key while it ran, and those that held its base64 form (in
+    // the task's environment when the test passes it); nullopt when not searched.
+    std::optional<std::vector<std::string>> live_disk, live_disk_base64;
 };
 
 // Runs `script` with the endpoints named in `credentials`, the key in airlock's environment, and
@@ -102,15 +152,26 @@ CredRun run_with_credentials(const std::string& key, const std::vector<std::stri
     if (inspect)
         opts.while_running = [&r](int) {
             // The run's containers, inspected once both exist (the task sleeps meanwhile).
+            std::vector<fs::path> dirs;
+            const fs::path root = local_engine_root();
             for (int i = 0; i < 300 && r.inspects.size() < 2; ++i) {
                 r.inspects.clear();
+                dirs.clear();
                 auto cs = client().containers_by_label("io.airlock.run", "");
                 if (cs && cs->size() >= 2)
                     for (const auto& c : *cs)
-                        if (auto ins = client().container_inspect(c.value("Id", "")); ins)
+                        if (auto ins = client().container_inspect(c.value("Id", "")); ins) {
                             r.inspects.push_back(ins->dump());
+                            dirs.push_back(root / "containers" / c.value("Id", ""));
+                        }
                 if (r.inspects.size() < 2)
                     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+            // Other runs on the engine may come and go; this run's two are there while it runs.
+            std::erase_if(dirs, [](const fs::path& d) { return !fs::is_directory(d); });
+            if (!root.empty() && dirs.size() >= 2) {
+                r.live_disk = files_holding(r.key, dirs);
+                r.live_disk_base64 = files_holding(base64(r.key), dirs);
             }
         };
     r.run = run_script(ws, out, allowlist_args(args), script, opts);
@@ -149,6 +210,17 @@ std::string new_key() {
     return "sk-airlock-test-" + random_hex(32);
 }
 
+// Each decision line through the credential socket carries an integer duration, and one that
+// went upstream counts at least its head in bytes_up.
+void check_decision_fields(const std::vector<json>& decisions) {
+    for (const auto& d : decisions) {
+        INFO(d.dump());
+        CHECK(d["duration_ms"].is_number_integer());
+        CHECK(d["duration_ms"].get<long>() >= 0);
+        if (d["decision"] == "allow") CHECK(d["bytes_up"].get<long>() > 0);
+    }
+}
+
 } // namespace
 
 TEST_CASE("credentials: the sidecar adds the key, the agent container never holds it",
@@ -157,9 +229,13 @@ TEST_CASE("credentials: the sidecar adds the key, the agent container never hold
     auto& net = TestNet::get();
     const std::string key = new_key();
     const std::string token = random_hex(12);
+    const std::string mark = "proc-mark-" + random_hex(16);
     // The needle to look for comes in base64 (which airlock does not check for) and is decoded
     // into /tmp only. The search covers the environment, every file under /proc/self, every
     // process's command line and environment, and the file system but /proc, /sys and /dev.
+    // /proc/self is walked as /proc/$$, the shell's own: each reader's /proc/self would be its
+    // own, and find's task/<tid> would be gone for head. PROC_MARK is in the shell's environ and
+    // in task/$$/environ, so finding it twice proves the nested files were read.
     const std::string script =
         "printf '%s' \"$NEEDLE_B64\" | openssl base64 -d -A > /tmp/needle\n"
         "cp /tmp/needle /tmp/needle-control\n"
@@ -173,9 +249,15 @@ TEST_CASE("credentials: the sidecar adds the key, the agent container never hold
         "sha256sum | cut -c1-64)\"\n"
         "echo \"placeholder=$(printf '%s\\n' \"$h\" | grep -c airlock-placeholder)\"\n"
         "unset h\n"
+        "echo \"upload=$(head -c 1000 /dev/zero | tr '\\0' y | curl -sS --max-time 10 "
+        "--data-binary @- \"$ECHO_BASE_URL/upload\")\"\n"
         "echo \"base=$ECHO_BASE_URL\"\n"
         "echo \"env=$(env | grep -c -F -f /tmp/needle)\"\n"
-        "for f in /proc/self/*; do head -c 1000000 \"$f\"; done 2>/dev/null > /tmp/self.dump\n"
+        "find /proc/$$/ -type f 2>/dev/null > /tmp/self.list\n"
+        "n=0; while read -r f; do head -c 1000000 \"$f\" 2>/dev/null && n=$((n+1)); "
+        "done < /tmp/self.list > /tmp/self.dump\n"
+        "echo \"self_files=$n\"\n"
+        "echo \"self_mark=$(grep -o -a -F \"$PROC_MARK\" /tmp/self.dump | wc -l)\"\n"
         "echo \"self=$(grep -c -a -F -f /tmp/needle /tmp/self.dump)\"\n"
         "for p in /proc/[0-9]*; do cat \"$p/cmdline\" \"$p/environ\"; done 2>/dev/null > "
         "/tmp/ps.dump\n"
@@ -183,8 +265,9 @@ TEST_CASE("credentials: the sidecar adds the key, the agent container never hold
         "echo \"files=$(grep -r -l -a -F -f /tmp/needle --exclude='needle*' --exclude-dir=proc "
         "--exclude-dir=sys --exclude-dir=dev / 2>/dev/null | wc -l)\"\n"
         "sleep 1\n";
-    auto r = run_with_credentials(key, {"echo"}, script, {"--env", "NEEDLE_B64=" + base64(key)}, {},
-                                  true);
+    auto r = run_with_credentials(
+        key, {"echo"}, script, {"--env", "NEEDLE_B64=" + base64(key), "--env", "PROC_MARK=" + mark},
+        {}, true);
     INFO(r.run.proc.err);
     INFO(r.run.out);
     REQUIRE(r.run.proc.exit_code == 0);
@@ -196,6 +279,11 @@ TEST_CASE("credentials: the sidecar adds the key, the agent container never hold
     // ...and not the placeholder the task sent.
     CHECK(value_after(out, "placeholder=") == "0");
     CHECK(value_after(out, "base=") == "http://127.0.0.1:3129/echo");
+    CHECK(value_after(out, "upload=") == "received 1000");
+    // The walk of /proc/self read the nested files (task/*, net/*, fdinfo/*, attr/*...), not
+    // only the top level (about 50 files, one PROC_MARK).
+    CHECK(std::stoi(value_after(out, "self_files=")) > 100);
+    CHECK(value_after(out, "self_mark=") == "2");
     for (const char* where : {"env=", "self=", "ps=", "files="}) {
         INFO(where);
         CHECK(value_after(out, where) == "0");
@@ -207,13 +295,18 @@ TEST_CASE("credentials: the sidecar adds the key, the agent container never hold
     // The server saw the request once; the decision is in the events and the report.
     CHECK(TestNet::server_output(net.allowed).find("/headers?t=" + token) != std::string::npos);
     auto decisions = endpoint_events(r.run.dir, "echo");
-    REQUIRE(decisions.size() == 1);
+    REQUIRE(decisions.size() == 2);
     CHECK(decisions[0]["decision"] == "allow");
     CHECK(decisions[0]["status"] == 200);
     CHECK(decisions[0]["method"] == "GET");
     CHECK(decisions[0]["path"] == "/echo/headers");
     CHECK(decisions[0]["host"] == "allowed.test");
     CHECK(decisions[0]["bytes_down"].get<long>() > 0);
+    CHECK(decisions[1]["method"] == "POST");
+    CHECK(decisions[1]["path"] == "/echo/upload");
+    CHECK(decisions[1]["status"] == 200);
+    CHECK(decisions[1]["bytes_up"].get<long>() > 1000); // the head and the 1000-byte body
+    check_decision_fields(decisions);
     const json& creds = r.run.report["network"]["credentials"];
     REQUIRE(creds.size() == 1);
     CHECK(creds[0]["name"] == "echo");
@@ -222,6 +315,26 @@ TEST_CASE("credentials: the sidecar adds the key, the agent container never hold
     CHECK(creds[0]["secret"] == "AIRLOCK_TEST_CREDENTIAL");
     REQUIRE(audit::verify_event_chain(r.run.dir / "events.jsonl"));
     require_nothing_left(r.run.proc);
+
+    // The engine host's disk: no file of the run's containers (configs, logs) held the key while
+    // they existed, and afterwards no file in the engine's data root, /run/docker or /tmp does.
+    const fs::path root = local_engine_root();
+    if (root.empty()) {
+        WARN("the engine at " << client().endpoint().display()
+                              << " is not local; its disk is not checked for the key");
+        return;
+    }
+    REQUIRE(r.live_disk);
+    CHECK(*r.live_disk == std::vector<std::string>{});
+    // The control: the agent container's configuration holds its environment (the base64 form).
+    REQUIRE(r.live_disk_base64);
+    REQUIRE(r.live_disk_base64->size() == 1);
+    CHECK_THAT(r.live_disk_base64->front(), Catch::EndsWith("/config.v2.json"));
+    // The control: the test server's log, on that disk, holds the token the task sent.
+    const fs::path server_dir = root / "containers" / net.allowed.id;
+    CHECK(files_holding(token, {server_dir}) ==
+          std::vector<std::string>{(server_dir / (net.allowed.id + "-json.log")).string()});
+    CHECK(files_holding(key, {root, "/run/docker", "/tmp"}) == std::vector<std::string>{});
 }
 
 TEST_CASE("credentials: another path prefix or host is refused, a stream arrives in pieces",
@@ -253,6 +366,7 @@ TEST_CASE("credentials: another path prefix or host is refused, a stream arrives
         refused += d["decision"] == "deny" ? 1 : 0;
     CHECK(refused == 2);
     CHECK(endpoint_events(r.run.dir, "echo").size() == 1); // the stream
+    check_decision_fields(decisions);
     require_nothing_left(r.run.proc);
 }
 
@@ -285,6 +399,8 @@ TEST_CASE("credentials: the request and byte budgets cut when exceeded",
     REQUIRE(echo.size() == 5);
     CHECK(echo[4]["decision"] == "deny");
     CHECK(echo[4]["rule"] == "credential budget");
+    check_decision_fields(big);
+    check_decision_fields(echo);
     require_nothing_left(r.run.proc);
 }
 
@@ -310,6 +426,7 @@ TEST_CASE("credentials: an upstream whose certificate does not verify is refused
     REQUIRE(d.size() == 1);
     CHECK(d[0]["decision"] == "deny");
     CHECK(d[0]["rule"] == "upstream certificate");
+    check_decision_fields(d);
     require_nothing_left(r.run.proc);
 }
 

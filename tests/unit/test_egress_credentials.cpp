@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 using namespace airlock::egress;
 using nlohmann::json;
@@ -378,6 +379,8 @@ TEST_CASE("egress credentials: the secret header replaces the placeholder",
     CHECK(line["address"] == "127.0.0.1");
     CHECK(line["bytes_up"] == expected.size());
     CHECK(line["bytes_down"] == response.size());
+    CHECK(line["duration_ms"].is_number_integer());
+    CHECK(line["duration_ms"].get<long>() >= 0);
     CHECK_FALSE(line.contains("sni"));
 }
 
@@ -396,6 +399,63 @@ TEST_CASE("egress credentials: other paths get 404 naming the endpoints", "[egre
     CHECK(line["status"] == 404);
     CHECK(line["path"] == "/modelx/v1");
     CHECK(up.server.connections() == 0);
+}
+
+TEST_CASE("egress credentials: path_escape names what could leave the prefix",
+          "[egress][credentials]") {
+    CHECK(path_escape("/model/../admin") == "the segment \"..\"");
+    CHECK(path_escape("/model/a/..") == "the segment \"..\"");
+    CHECK(path_escape("/model/./x") == "the segment \".\"");
+    CHECK(path_escape("/model/.") == "the segment \".\"");
+    CHECK(path_escape("/model/%2e%2e/admin") == "\"%2e\" (an encoded \".\")");
+    CHECK(path_escape("/model/%2E./admin") == "\"%2E\" (an encoded \".\")");
+    CHECK(path_escape("/model/a%2Fb") == "\"%2F\" (an encoded \"/\")");
+    CHECK(path_escape("/model/a%5cb") == "\"%5c\" (an encoded \"\\\")");
+    CHECK(path_escape("/model/a\\..\\b") == "a backslash");
+    CHECK(path_escape("/model/v1/chat") == std::nullopt);
+    CHECK(path_escape("/model/") == std::nullopt);
+    CHECK(path_escape("/model/a..b/.x/x./...") == std::nullopt);
+    CHECK(path_escape("/model/%20%2g%") == std::nullopt);
+}
+
+TEST_CASE("egress credentials: a path that could leave the prefix gets 400, nothing upstream",
+          "[egress][credentials]") {
+    RecordingUpstream up;
+    Proxy proxy(up.server.port());
+    const std::vector<std::string> paths = {
+        "/model/../admin", "/model/%2e%2e/admin", "/model/a/..", "/model/./x",
+        "/model/a%2Fb",    "/model/a%5Cb",        "/model/a\\b", "/../model/x"};
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+        INFO(paths[i]);
+        const std::string response = proxy.exchange(
+            "GET " + paths[i] + "?q=1 HTTP/1.1\r\nAuthorization: Bearer placeholder\r\n\r\n");
+        CHECK(response.substr(0, 26) == "HTTP/1.1 400 Bad Request\r\n");
+        CHECK(header(response, "Content-Type") == "text/plain; charset=utf-8");
+        CHECK(response.find("\r\n\r\nairlock egress: the path \"") != std::string::npos);
+        CHECK(header(response, "X-Airlock-Deny-Reason") ==
+              "the path \"" + paths[i] + "\" holds " + *path_escape(paths[i]) +
+                  ", which could leave the endpoint's prefix or the upstream's base path (send "
+                  "the path without it)");
+        const json line = proxy.line(i);
+        CHECK(line["decision"] == "deny");
+        CHECK(line["rule"] == "unsafe path");
+        CHECK(line["status"] == 400);
+        CHECK(line["method"] == "GET");
+        CHECK(line["path"] == paths[i]);
+        CHECK(line["endpoint"] == nullptr);
+        CHECK(line["bytes_up"] == 0);
+        CHECK(line["duration_ms"].is_number_integer());
+    }
+    CHECK(up.server.connections() == 0);
+    CHECK(up.requests.empty());
+
+    // An ordinary path still goes through.
+    const std::string ok = proxy.exchange("GET /model/v1/chat HTTP/1.1\r\n\r\n");
+    CHECK(ok == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    REQUIRE(up.requests.size() == 1);
+    CHECK(up.requests[0].substr(0, 27) == "GET /v1/v1/chat HTTP/1.1\r\nH");
+    CHECK(proxy.line(paths.size())["rule"] == "credential model");
+    CHECK(up.server.connections() == 1);
 }
 
 TEST_CASE("egress credentials: absolute form is refused with 400", "[egress][credentials]") {

@@ -8,6 +8,7 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <thread>
@@ -633,6 +635,96 @@ TEST_CASE("egress proxy: 300 concurrent connections", "[egress][proxy]") {
     for (const auto& l : lines)
         allowed += l["decision"] == "allow";
     CHECK(allowed == k_clients);
+}
+
+// An HTTP server that holds each request until released, then answers "hello".
+struct HeldUpstream {
+    std::mutex mutex;
+    std::condition_variable released_cv;
+    bool released = false;
+    Upstream server{[this](int fd) {
+        read_until(fd, "\r\n\r\n");
+        {
+            std::unique_lock lock(mutex);
+            released_cv.wait_for(lock, 30s, [this] { return released; });
+        }
+        send_text(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+    }};
+    void release() {
+        std::lock_guard lock(mutex);
+        released = true;
+        released_cv.notify_all();
+    }
+    ~HeldUpstream() { release(); } // before the server joins its threads
+};
+
+TEST_CASE("egress proxy: 2000 concurrent clients beyond max_connections each get 200 or 503",
+          "[egress][proxy]") {
+    constexpr int k_clients = 2000;
+    Config c = loopback_config();
+    REQUIRE(c.max_connections == 512); // the default, below k_clients
+    // Each client's end, and per held connection the proxy's two descriptors and the
+    // upstream's one.
+    rlimit old_limit{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &old_limit) == 0);
+    rlimit limit = old_limit;
+    limit.rlim_cur = limit.rlim_max;
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &limit) == 0);
+    const rlim_t needed = k_clients + 3 * 512 + 256;
+    INFO("RLIMIT_NOFILE hard limit " << limit.rlim_max << ", the test needs " << needed);
+    REQUIRE(limit.rlim_max >= needed);
+
+    {
+        HeldUpstream up;
+        Proxy proxy(c);
+        // A refused request first: once it is answered serve() holds its own descriptors. The
+        // baseline is the fewest open within the next second, once that connection has closed.
+        CHECK(proxy.exchange("POST http://localhost/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                  .substr(0, 12) == "HTTP/1.1 403");
+        std::size_t baseline = open_fds();
+        for (int i = 0; i < 50; ++i) {
+            std::this_thread::sleep_for(20ms);
+            baseline = std::min(baseline, open_fds());
+        }
+        std::vector<Fd> clients;
+        for (int i = 0; i < k_clients; ++i) {
+            clients.push_back(proxy.connect());
+            // A refused client may already be closed: its send fails, its answer is there.
+            send_text(clients.back().get(), get(up.server.port(), "/" + std::to_string(i)));
+        }
+        // Every connection beyond the 512 held ones is refused first; then the held ones go on.
+        for (int i = 0;
+             i < 500 && (proxy.line_count() < 1 + k_clients - 512 || up.server.connections() < 512);
+             ++i)
+            std::this_thread::sleep_for(20ms);
+        CHECK(proxy.line_count() == 1 + k_clients - 512);
+        CHECK(up.server.connections() == 512);
+        up.release();
+        int ok = 0;
+        int busy = 0;
+        for (auto& fd : clients) {
+            const std::string response = read_all(fd.get());
+            ok += response.substr(0, 15) == "HTTP/1.1 200 OK";
+            busy += response.substr(0, 32) == "HTTP/1.1 503 Service Unavailable";
+        }
+        CHECK(ok == 512);
+        CHECK(busy == k_clients - 512);
+        const auto lines = proxy.lines(1 + k_clients);
+        CHECK(lines.size() == 1 + k_clients);
+        int allowed = 0;
+        int refused = 0;
+        for (const auto& l : std::vector<json>(lines.begin() + 1, lines.end())) {
+            allowed += l["decision"] == "allow";
+            refused += l["decision"] == "deny" && l["rule"] == "too many connections";
+        }
+        CHECK(allowed == 512);
+        CHECK(refused == k_clients - 512);
+        clients.clear();
+        for (int i = 0; i < 250 && open_fds() != baseline; ++i)
+            std::this_thread::sleep_for(20ms);
+        CHECK(open_fds() == baseline);
+    }
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &old_limit) == 0);
 }
 
 TEST_CASE("egress proxy: beyond max_connections a client gets 503", "[egress][proxy]") {
