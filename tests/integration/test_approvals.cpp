@@ -1,8 +1,9 @@
 // Explicit approvals, end to end: a signed approval file, each way one is refused, --approve where
 // the policy allows it, the prompt through a pseudo-terminal, and the gate's 3 turning into 0.
-#include "harness.hpp"
+#include "net_fixture.hpp"
 
 #include "audit/dsse.hpp"
+#include "policy/capability.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -279,9 +280,11 @@ TEST_CASE("approvals: the prompt on a terminal (yes, no) and never without one",
         const json report = read_report(out.path() / "run");
         CHECK(report["approvals"]["granted"][0]["by"] == "answered yes on the terminal");
     }
-    {
+    // Enter takes the default, no; "n" says it.
+    for (const std::string answer : {"\n", "n\n"}) {
+        INFO("answer " << json(answer).dump());
         TempDir ws, out;
-        auto no = run_on_terminal(bind_rw_run(ws.path(), out.path() / "run", a.policy, {}), "\n");
+        auto no = run_on_terminal(bind_rw_run(ws.path(), out.path() / "run", a.policy, {}), answer);
         INFO(no.seen);
         CHECK(no.asked);
         CHECK(no.exit_code == 126);
@@ -360,6 +363,22 @@ TEST_CASE("approvals: a protected change makes the gate answer 3, a bound approv
     INFO(ok.out << ok.err);
     CHECK(ok.exit_code == 0);
     CHECK(ok.out.find("APPROVED path:.github/workflows/ci.yml by bob") != std::string::npos);
+    passing.push_back("--json");
+    auto ok_json = run_airlock(passing);
+    INFO(ok_json.out << ok_json.err);
+    CHECK(ok_json.exit_code == 0);
+    const json gate_json = json::parse(ok_json.out);
+    CHECK(gate_json["passed"] == true);
+    CHECK(gate_json["exit_code"] == 0);
+    const json& presented = gate_json["approvals"]["presented"];
+    REQUIRE(presented.size() == 1);
+    CHECK(presented[0]["valid"] == true);
+    CHECK(presented[0]["source"] == right.string());
+    CHECK(gate_json["approvals"]["consumed"] ==
+          json::array({{{"capability", "path:.github/workflows/ci.yml"},
+                        {"approval_id", presented[0]["id"]},
+                        {"approver", "bob"},
+                        {"source", right.string()}}}));
 
     // apply takes the same approval; without it, it refuses.
     auto refused =
@@ -371,4 +390,137 @@ TEST_CASE("approvals: a protected change makes the gate answer 3, a bound approv
     INFO(applied.err);
     CHECK(applied.exit_code == 0);
     CHECK(read_file(ws.path() / ".github/workflows/ci.yml") == "on: pull_request_target\n");
+}
+
+TEST_CASE("approvals: a host the allowlist refuses is an approval request, and the gate's 3 "
+          "turns into 0 with an approval bound to the report",
+          "[integration][approvals][network][gate]") {
+    REQUIRE_ENGINE();
+    auto& net = TestNet::get();
+    Approvers a;
+    auto kg = run_airlock({"keygen", "--out", (a.dir.path() / "ci").string()});
+    REQUIRE(kg.exit_code == 0);
+    TempDir ws, out;
+    const int before = TestNet::connections(net.denied);
+    auto r =
+        run_script(ws, out,
+                   {"--policy", a.policy.string(), "--policy", "standard", "--network", "allowlist",
+                    "--egress-network", net.name, "--sign-key", (a.dir.path() / "ci.key").string()},
+                   "curl -sS --max-time 10 -o /dev/null -w 'status=%{http_code}\\n' "
+                   "http://denied.test/hello");
+    INFO(r.proc.err);
+    INFO(r.out);
+    REQUIRE(r.proc.exit_code == 0);
+    CHECK(has_line(r.out, "status=403"));
+    CHECK(TestNet::connections(net.denied) == before);
+    require_nothing_left(r.proc);
+
+    // The refusal, and the request it became: host, port, count, first time, who may approve.
+    const auto refused = refusals(r.report, "no allow rule");
+    REQUIRE(refused.size() == 1);
+    REQUIRE(r.report["approvals"]["requested"].size() == 1);
+    const json& q = r.report["approvals"]["requested"][0];
+    CHECK(q["capability"] == "network.host:denied.test:80");
+    CHECK(q["stage"] == "network");
+    CHECK(q["host"] == "denied.test");
+    CHECK(q["port"] == 80);
+    CHECK(q["count"] == 1);
+    CHECK(q["first_time"].is_string());
+    CHECK(q["first_time"] == refused[0]["time"]);
+    CHECK(q["approvers"] == json::array({"alice"}));
+    CHECK(q["detail"] == "the proxy refused 1 request(s) to denied.test:80");
+    const auto requested = events_of(r.dir, "approval.requested");
+    REQUIRE(requested.size() == 1);
+    CHECK(requested[0]["capability"] == "network.host:denied.test:80");
+    CHECK(requested[0]["count"] == 1);
+
+    // standard asks on network-denied: 3 until an approver says yes for this very report.
+    const std::vector<std::string> gate = {
+        "gate",     r.dir.string(), "--policy", a.policy.string(),
+        "--policy", "standard",     "--pubkey", (a.dir.path() / "ci.pub").string()};
+    auto ask = run_airlock(gate);
+    INFO(ask.out << ask.err);
+    CHECK(ask.exit_code == 3);
+    CHECK(ask.out.find("ASK   network-denied: ") != std::string::npos);
+
+    // bob may approve only path:*: still 3, with the reason.
+    const auto bobs = a.approve(
+        "bob", {"--capability", "network.host:denied.test:80", "--for-report", r.dir.string()},
+        "bob-host.json");
+    auto still = gate;
+    still.insert(still.end(), {"--approvals", bobs.string()});
+    auto s = run_airlock(still);
+    INFO(s.out);
+    CHECK(s.exit_code == 3);
+    CHECK(s.out.find("REFUSED approval " + bobs.string() +
+                     ": bob may approve only path:* (approvals.approvers), not "
+                     "network.host:denied.test:80") != std::string::npos);
+
+    const auto alices = a.approve(
+        "alice", {"--capability", "network.host:denied.test:80", "--for-report", r.dir.string()},
+        "alice-host.json");
+    auto passing = gate;
+    passing.insert(passing.end(), {"--approvals", alices.string(), "--json"});
+    auto ok = run_airlock(passing);
+    INFO(ok.out << ok.err);
+    CHECK(ok.exit_code == 0);
+    const json g = json::parse(ok.out);
+    CHECK(g["passed"] == true);
+    const json& consumed = g["approvals"]["consumed"];
+    REQUIRE(consumed.size() == 1);
+    CHECK(consumed[0]["capability"] == "network.host:denied.test:80");
+    CHECK(consumed[0]["approver"] == "alice");
+    CHECK(consumed[0]["source"] == alices.string());
+}
+
+TEST_CASE("approve: usage rules (a scope, at most 90 days, never overwrite) and --list",
+          "[integration][approvals]") {
+    Approvers a;
+    const std::string key = a.key("alice").string();
+    const fs::path file = a.dir.path() / "approval.json";
+    const std::vector<std::string> base = {"approve",      "--key", key,          "--capability",
+                                           "network.open", "--out", file.string()};
+    auto with = [&](std::vector<std::string> more) {
+        std::vector<std::string> v = base;
+        v.insert(v.end(), more.begin(), more.end());
+        return v;
+    };
+
+    auto unbound = run_airlock(with({}));
+    CHECK(unbound.exit_code == 2);
+    CHECK(unbound.err == "airlock approve: an approval must be bound: give --for-repo REPO, "
+                         "--for-commit SHA, --for-run RUN or --for-report OUT (or several)\n");
+    CHECK_FALSE(fs::exists(file));
+
+    auto too_long = run_airlock(with({"--for-repo", "org/repo", "--expires", "91d"}));
+    CHECK(too_long.exit_code == 2);
+    CHECK(too_long.err == "airlock approve: --expires: at most 90d (an approval should not "
+                          "outlive the change it is for)\n");
+    CHECK_FALSE(fs::exists(file));
+
+    auto longest = run_airlock(with({"--for-repo", "org/repo", "--expires", "90d"}));
+    INFO(longest.err);
+    CHECK(longest.exit_code == 0);
+    REQUIRE(fs::exists(file));
+    const std::string first = read_file(file);
+
+    auto again = run_airlock(with({"--for-repo", "org/other"}));
+    CHECK(again.exit_code == 2);
+    CHECK(again.err == "airlock approve: --out " + file.string() +
+                           ": cannot create (File exists); an approval file is never "
+                           "overwritten\n");
+    CHECK(read_file(file) == first);
+
+    auto list = run_airlock({"approve", "--list"});
+    CHECK(list.exit_code == 0);
+    CHECK(list.err.empty());
+    std::string expected;
+    for (const auto& k : policy::capability_kinds()) {
+        std::string name(k.name);
+        if (!k.argument.empty()) name += ":<" + std::string(k.argument) + ">";
+        expected += name + "\n    " + std::string(k.description) + "\n";
+    }
+    CHECK(list.out == expected);
+    CHECK(has_line(list.out, "network.open"));
+    CHECK(has_line(list.out, "path:<path glob (workspace.protected syntax)>"));
 }

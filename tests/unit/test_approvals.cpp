@@ -230,6 +230,19 @@ TEST_CASE("a signed approval: valid in scope, refused with the reason otherwise"
         audit::check_approval(f.approval(f.alice, {"network.open"}, run), "r.json", approvers, use)
             .refusal == "bound to run 1111, but this run is run 4242 (an approval is not "
                         "replayed for another run)");
+    // The same scopes, bound to this run's commit and run: accepted.
+    commit.commit = "c0ffee";
+    auto this_commit = audit::check_approval(f.approval(f.alice, {"network.open"}, commit),
+                                             "c.json", approvers, use);
+    CHECK(this_commit.valid);
+    CHECK(this_commit.refusal.empty());
+    CHECK(this_commit.approver == "alice");
+    run.run = "4242";
+    auto this_run =
+        audit::check_approval(f.approval(f.alice, {"network.open"}, run), "r.json", approvers, use);
+    CHECK(this_run.valid);
+    CHECK(this_run.refusal.empty());
+    CHECK(this_run.capabilities == std::vector<std::string>{"network.open"});
     auto expired = audit::check_approval(
         f.approval(f.alice, {"network.open"}, repo_scope("org/repo"), 1'800'000'000), "e.json",
         approvers, use);
