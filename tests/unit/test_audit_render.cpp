@@ -1,6 +1,7 @@
 #include "audit/render.hpp"
 #include "audit/verdict.hpp"
 #include "cli/main.hpp"
+#include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -21,6 +22,7 @@
 using namespace airlock;
 using nlohmann::json;
 namespace fs = std::filesystem;
+using airlock::test::TempDir;
 
 namespace {
 
@@ -76,21 +78,6 @@ json sample_report() {
 bool is_valid_utf8(const std::string& s) {
     return audit::to_valid_utf8(s) == s;
 }
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "airlock-render-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-};
 
 std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -288,45 +275,45 @@ TEST_CASE("stop-commands tokens are 32 fresh hex characters", "[render]") {
 
 TEST_CASE("report command and write_renderings", "[render]") {
     TempDir dir;
-    CHECK(report_cmd({(dir.path / "missing").string()}) == 2);
-    auto missing = audit::read_report(dir.path);
+    CHECK(report_cmd({(dir.path() / "missing").string()}) == 2);
+    auto missing = audit::read_report(dir.path());
     REQUIRE(!missing);
-    CHECK(missing.error().message.find((dir.path / "report.json").string() + ": no such file") ==
+    CHECK(missing.error().message.find((dir.path() / "report.json").string() + ": no such file") ==
           0);
 
-    std::ofstream(dir.path / "report.json") << "{\"run_id\": 1,";
-    CHECK(report_cmd({dir.path.string(), "--format", "md"}) == 2);
-    auto bad = audit::read_report(dir.path);
+    std::ofstream(dir.path() / "report.json") << "{\"run_id\": 1,";
+    CHECK(report_cmd({dir.path().string(), "--format", "md"}) == 2);
+    auto bad = audit::read_report(dir.path());
     REQUIRE(!bad);
     CHECK(bad.error().message.find("report.json: not valid JSON at line 1") != std::string::npos);
 
-    std::ofstream(dir.path / "report.json", std::ios::trunc) << sample_report().dump();
-    CHECK(report_cmd({dir.path.string(), "--format", "pdf"}) == 2);
-    const fs::path sarif = dir.path / "out.sarif";
-    CHECK(report_cmd({dir.path.string(), "--format", "sarif", "--output", sarif.string()}) == 0);
+    std::ofstream(dir.path() / "report.json", std::ios::trunc) << sample_report().dump();
+    CHECK(report_cmd({dir.path().string(), "--format", "pdf"}) == 2);
+    const fs::path sarif = dir.path() / "out.sarif";
+    CHECK(report_cmd({dir.path().string(), "--format", "sarif", "--output", sarif.string()}) == 0);
     CHECK(json::parse(slurp(sarif))["version"] == "2.1.0");
-    CHECK(report_cmd({dir.path.string(), "--format", "junit", "--output",
-                      (dir.path / "nodir" / "x.xml").string()}) == 2);
+    CHECK(report_cmd({dir.path().string(), "--format", "junit", "--output",
+                      (dir.path() / "nodir" / "x.xml").string()}) == 2);
 
     ::unsetenv("GITHUB_STEP_SUMMARY");
-    REQUIRE(audit::write_renderings(dir.path));
-    CHECK(slurp(dir.path / "summary.md").find("airlock: failed") != std::string::npos);
-    CHECK(json::parse(slurp(dir.path / "report.sarif"))["version"] == "2.1.0");
-    CHECK(slurp(dir.path / "junit.xml").rfind("<?xml", 0) == 0);
-    CHECK(json::parse(slurp(dir.path / "codequality.json")).size() == 3);
-    CHECK(!fs::exists(dir.path / "summary.md.tmp"));
+    REQUIRE(audit::write_renderings(dir.path()));
+    CHECK(slurp(dir.path() / "summary.md").find("airlock: failed") != std::string::npos);
+    CHECK(json::parse(slurp(dir.path() / "report.sarif"))["version"] == "2.1.0");
+    CHECK(slurp(dir.path() / "junit.xml").rfind("<?xml", 0) == 0);
+    CHECK(json::parse(slurp(dir.path() / "codequality.json")).size() == 3);
+    CHECK(!fs::exists(dir.path() / "summary.md.tmp"));
 
-    const fs::path step = dir.path / "step_summary";
+    const fs::path step = dir.path() / "step_summary";
     ::setenv("GITHUB_STEP_SUMMARY", step.c_str(), 1);
-    const auto with_env = audit::write_renderings(dir.path);
+    const auto with_env = audit::write_renderings(dir.path());
     ::unsetenv("GITHUB_STEP_SUMMARY");
     REQUIRE(with_env);
-    CHECK(slurp(step) == slurp(dir.path / "summary.md"));
+    CHECK(slurp(step) == slurp(dir.path() / "summary.md"));
 }
 
 TEST_CASE("the step summary keeps under 1 MiB", "[render]") {
     TempDir dir;
-    const fs::path file = dir.path / "step_summary";
+    const fs::path file = dir.path() / "step_summary";
     REQUIRE(audit::append_step_summary(file, sample_report()));
     const std::string first = slurp(file);
     CHECK(first.rfind("## ❌ airlock: failed", 0) == 0);

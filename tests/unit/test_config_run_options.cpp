@@ -1,5 +1,6 @@
 // Task file parsing, merging with flags, and validation into RunOptions.
 #include "config/run_options.hpp"
+#include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -14,6 +15,7 @@ using namespace airlock::config;
 using airlock::util::ErrorKind;
 using std::chrono::milliseconds;
 namespace fs = std::filesystem;
+using airlock::test::TempDir;
 
 namespace {
 
@@ -64,22 +66,6 @@ const char* k_full_task = R"({
   "pull": "never",
   "command": ["make", "test"]
 })";
-
-// A fresh directory, removed afterwards.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "airlock-options-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-};
 
 void write(const fs::path& file, const std::string& text) {
     std::ofstream out(file, std::ios::binary);
@@ -489,13 +475,14 @@ TEST_CASE("endless or huge files are refused by size, not read whole", "[config]
 
 TEST_CASE("secret NAME=@FILE reads the file and drops one trailing newline", "[config][resolve]") {
     TempDir dir;
-    write(dir.path / "lf", "sk-file-value-123\n");
-    write(dir.path / "crlf", "sk-file-value-456\r\n");
-    write(dir.path / "two", "sk-file-value-789\n\n");
-    write(dir.path / "bare", "sk-file-value-000");
+    write(dir.path() / "lf", "sk-file-value-123\n");
+    write(dir.path() / "crlf", "sk-file-value-456\r\n");
+    write(dir.path() / "two", "sk-file-value-789\n\n");
+    write(dir.path() / "bare", "sk-file-value-000");
     auto o = resolve(
-        with_secrets({"A=@" + (dir.path / "lf").string(), "B=@" + (dir.path / "crlf").string(),
-                      "C=@" + (dir.path / "two").string(), "D=@" + (dir.path / "bare").string()}),
+        with_secrets({"A=@" + (dir.path() / "lf").string(), "B=@" + (dir.path() / "crlf").string(),
+                      "C=@" + (dir.path() / "two").string(),
+                      "D=@" + (dir.path() / "bare").string()}),
         no_env);
     REQUIRE(o.ok());
     REQUIRE(o->secrets.size() == 4);
@@ -506,8 +493,8 @@ TEST_CASE("secret NAME=@FILE reads the file and drops one trailing newline", "[c
     CHECK(o->secrets[3].value == "sk-file-value-000");
 
     // In a task file, FILE is relative to the task file's directory.
-    write(dir.path / "task.json", R"({"secrets": ["TOKEN=@lf"], "command": ["true"]})");
-    auto task = parse_task_file(dir.path / "task.json");
+    write(dir.path() / "task.json", R"({"secrets": ["TOKEN=@lf"], "command": ["true"]})");
+    auto task = parse_task_file(dir.path() / "task.json");
     REQUIRE(task.ok());
     auto t = resolve(*task, no_env);
     REQUIRE(t.ok());
@@ -517,7 +504,7 @@ TEST_CASE("secret NAME=@FILE reads the file and drops one trailing newline", "[c
 
 TEST_CASE("secret NAME=@FILE: a missing file is an error naming the file", "[config][resolve]") {
     TempDir dir;
-    const fs::path missing = dir.path / "no-such-token";
+    const fs::path missing = dir.path() / "no-such-token";
     auto o = resolve(with_secrets({"TOKEN=@" + missing.string()}), no_env);
     REQUIRE_FALSE(o.ok());
     CHECK(o.error().kind == ErrorKind::invalid_input);
@@ -525,11 +512,11 @@ TEST_CASE("secret NAME=@FILE: a missing file is an error naming the file", "[con
           "--secret: " + missing.string() + " cannot be read (check the path)");
 
     auto task = parse_task_json(R"({"secrets": ["TOKEN=@missing.txt"], "command": ["true"]})",
-                                "task.json", dir.path);
+                                "task.json", dir.path());
     REQUIRE(task.ok());
     auto t = resolve(*task, no_env);
     REQUIRE_FALSE(t.ok());
-    CHECK(t.error().message == "task.json: /secrets/0: " + (dir.path / "missing.txt").string() +
+    CHECK(t.error().message == "task.json: /secrets/0: " + (dir.path() / "missing.txt").string() +
                                    " cannot be read (check the path)");
 }
 

@@ -1,6 +1,7 @@
 // Policy documents, presets and tighten-only layering.
 #include "cli/main.hpp"
 #include "policy/policy.hpp"
+#include "temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -11,6 +12,7 @@
 using namespace airlock::policy;
 using nlohmann::json;
 namespace fs = std::filesystem;
+using airlock::test::TempDir;
 
 namespace {
 
@@ -373,22 +375,6 @@ TEST_CASE("missing and misspelled presets", "[policy]") {
 
 namespace {
 
-// A fresh directory (its canonical path: ids in messages are canonical), removed afterwards.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "airlock-layering-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = fs::canonical(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-};
-
 void write(const fs::path& file, const std::string& text) {
     std::ofstream out(file);
     out << text;
@@ -406,7 +392,7 @@ int lint(const fs::path& file) {
 
 TEST_CASE("a cycle of extends is an error naming the chain", "[policy]") {
     TempDir dir;
-    const fs::path a = dir.path / "a.json", b = dir.path / "b.json";
+    const fs::path a = dir.path() / "a.json", b = dir.path() / "b.json";
     write(a, R"({"extends": "b.json", "resources": {"pids": {"max": 512}}})");
     write(b, R"({"extends": "a.json"})");
     auto r = load({a.string()});
@@ -416,7 +402,7 @@ TEST_CASE("a cycle of extends is an error naming the chain", "[policy]") {
                                    b.string() + " -> " + a.string() + " (remove the cycle)");
     CHECK(lint(a) == 2);
 
-    const fs::path self = dir.path / "self.json";
+    const fs::path self = dir.path() / "self.json";
     write(self, R"({"extends": "./self.json"})");
     auto s = load({self.string()});
     REQUIRE_FALSE(s.ok());
@@ -426,7 +412,7 @@ TEST_CASE("a cycle of extends is an error naming the chain", "[policy]") {
 
 TEST_CASE("an unknown preset in extends names the file and the closest preset", "[policy]") {
     TempDir dir;
-    const fs::path team = dir.path / "team.json";
+    const fs::path team = dir.path() / "team.json";
     write(team, R"({"extends": "standrad"})");
     auto r = load({team.string()});
     REQUIRE_FALSE(r.ok());
@@ -445,19 +431,19 @@ TEST_CASE("extends stops after 16 levels", "[policy]") {
     // f0 extends f1 ... extends f<last>; only the last extends nothing.
     auto chain = [&](int last) {
         for (int i = 0; i <= last; ++i)
-            write(dir.path / ("f" + std::to_string(i) + ".json"),
+            write(dir.path() / ("f" + std::to_string(i) + ".json"),
                   i == last ? "{}" : R"({"extends": "f)" + std::to_string(i + 1) + R"(.json"})");
-        return (dir.path / "f0.json").string();
+        return (dir.path() / "f0.json").string();
     };
     auto deepest = load({chain(15)});
     REQUIRE(deepest.ok());
     CHECK(deepest->layers.size() == 17); // built-in and 16 files
     auto r = load({chain(16)});
     REQUIRE_FALSE(r.ok());
-    CHECK(r.error().message == (dir.path / "f15.json").string() +
+    CHECK(r.error().message == (dir.path() / "f15.json").string() +
                                    ": /extends: extends more than 16 levels deep (merge some of "
                                    "the files into one)");
-    CHECK(lint(dir.path / "f0.json") == 2);
+    CHECK(lint(dir.path() / "f0.json") == 2);
 }
 
 TEST_CASE("diff reports loosened and tightened fields", "[policy]") {

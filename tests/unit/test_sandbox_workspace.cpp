@@ -1,4 +1,5 @@
 #include "sandbox/workspace.hpp"
+#include "temp_dir.hpp"
 #include "util/sha256.hpp"
 
 #include <archive.h>
@@ -23,26 +24,11 @@ using namespace airlock::sandbox;
 using airlock::util::ErrorKind;
 using Type = FileEntry::Type;
 namespace fs = std::filesystem;
+using airlock::test::TempDir;
 
 namespace {
 
 constexpr std::uint64_t k_mib = 1024 * 1024;
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "airlock-ws-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-};
 
 void put(const fs::path& p, const std::string& content, fs::perms mode = fs::perms(0644)) {
     fs::create_directories(p.parent_path());
@@ -270,19 +256,19 @@ std::string scan_error_unprivileged(const fs::path& root) {
 
 TEST_CASE("scan_workspace records files, dirs and symlinks without following them", "[workspace]") {
     TempDir ws, outside;
-    put(outside.path / "secret", "top secret content");
-    put(ws.path / "a.txt", "hello");
-    put(ws.path / "src/main.c", "int main() { return 0; }\n", fs::perms(0755));
-    fs::create_directories(ws.path / "empty");
-    fs::create_symlink(outside.path / "secret", ws.path / "leak");
-    fs::create_directory_symlink(outside.path, ws.path / "outdir");
-    put(ws.path / ".airlock/runs/1/report.json", "{}");
-    put(ws.path / "build/out.o", "obj");
-    put(ws.path / "builder.txt", "kept");
+    put(outside.path() / "secret", "top secret content");
+    put(ws.path() / "a.txt", "hello");
+    put(ws.path() / "src/main.c", "int main() { return 0; }\n", fs::perms(0755));
+    fs::create_directories(ws.path() / "empty");
+    fs::create_symlink(outside.path() / "secret", ws.path() / "leak");
+    fs::create_directory_symlink(outside.path(), ws.path() / "outdir");
+    put(ws.path() / ".airlock/runs/1/report.json", "{}");
+    put(ws.path() / "build/out.o", "obj");
+    put(ws.path() / "builder.txt", "kept");
 
-    auto scan = scan_workspace(ws.path / ".", {".airlock", "./build/"});
+    auto scan = scan_workspace(ws.path() / ".", {".airlock", "./build/"});
     REQUIRE(scan.ok());
-    CHECK(scan->root == ws.path);
+    CHECK(scan->root == ws.path());
     std::vector<std::string> names;
     for (const auto& e : scan->entries)
         names.push_back(e.path);
@@ -301,7 +287,7 @@ TEST_CASE("scan_workspace records files, dirs and symlinks without following the
     const FileEntry* leak = find(*scan, "leak");
     REQUIRE(leak != nullptr);
     CHECK(leak->type == Type::symlink);
-    CHECK(leak->link_target == (outside.path / "secret").string());
+    CHECK(leak->link_target == (outside.path() / "secret").string());
     CHECK(leak->size == leak->link_target.size());
     CHECK(find(*scan, "outdir")->type == Type::symlink);
 
@@ -318,19 +304,19 @@ TEST_CASE("scan_workspace records files, dirs and symlinks without following the
 
 TEST_CASE("scan_workspace: a missing root or a file as root names the fix", "[workspace]") {
     TempDir ws;
-    auto missing = scan_workspace(ws.path / "nope", {});
+    auto missing = scan_workspace(ws.path() / "nope", {});
     REQUIRE_FALSE(missing.ok());
     CHECK(missing.error().kind == ErrorKind::invalid_input);
-    CHECK(missing.error().message ==
-          "workspace: " + (ws.path / "nope").string() + ": does not exist (pass --workspace DIR)");
+    CHECK(missing.error().message == "workspace: " + (ws.path() / "nope").string() +
+                                         ": does not exist (pass --workspace DIR)");
 
-    put(ws.path / "file", "x");
-    auto not_dir = scan_workspace(ws.path / "file", {});
+    put(ws.path() / "file", "x");
+    auto not_dir = scan_workspace(ws.path() / "file", {});
     REQUIRE_FALSE(not_dir.ok());
-    CHECK(not_dir.error().message == "workspace: " + (ws.path / "file").string() +
+    CHECK(not_dir.error().message == "workspace: " + (ws.path() / "file").string() +
                                          ": is not a directory (pass --workspace DIR)");
 
-    auto bad_exclude = scan_workspace(ws.path, {"../x"});
+    auto bad_exclude = scan_workspace(ws.path(), {"../x"});
     REQUIRE_FALSE(bad_exclude.ok());
     CHECK(bad_exclude.error().message ==
           "workspace: exclude \"../x\" is not a relative path inside the workspace (use e.g. "
@@ -340,21 +326,21 @@ TEST_CASE("scan_workspace: a missing root or a file as root names the fix", "[wo
 TEST_CASE("scan_workspace: an unreadable file or unlistable directory names the path and fix",
           "[workspace]") {
     TempDir ws;
-    fs::permissions(ws.path, fs::perms(0755));
-    put(ws.path / "ok.txt", "fine");
+    fs::permissions(ws.path(), fs::perms(0755));
+    put(ws.path() / "ok.txt", "fine");
     SECTION("file") {
-        put(ws.path / "secret.txt", "s", fs::perms::none);
-        CHECK(scan_error_unprivileged(ws.path) ==
-              "workspace: " + (ws.path / "secret.txt").string() +
+        put(ws.path() / "secret.txt", "s", fs::perms::none);
+        CHECK(scan_error_unprivileged(ws.path()) ==
+              "workspace: " + (ws.path() / "secret.txt").string() +
                   ": cannot read (Permission denied); fix its permissions or remove it");
     }
     SECTION("directory") {
-        fs::create_directories(ws.path / "locked/inner");
-        fs::permissions(ws.path / "locked", fs::perms::none);
-        CHECK(scan_error_unprivileged(ws.path) ==
-              "workspace: " + (ws.path / "locked").string() +
+        fs::create_directories(ws.path() / "locked/inner");
+        fs::permissions(ws.path() / "locked", fs::perms::none);
+        CHECK(scan_error_unprivileged(ws.path()) ==
+              "workspace: " + (ws.path() / "locked").string() +
                   ": cannot list (Permission denied); fix its permissions or remove it");
-        fs::permissions(ws.path / "locked", fs::perms::owner_all);
+        fs::permissions(ws.path() / "locked", fs::perms::owner_all);
     }
 }
 
@@ -369,9 +355,9 @@ TEST_CASE("unreadable_message gives the path, the reason and the fix", "[workspa
 
 TEST_CASE("scan_workspace: a fifo is listed as other and never archived", "[workspace]") {
     TempDir ws;
-    put(ws.path / "a.txt", "a");
-    REQUIRE(::mkfifo((ws.path / "pipe").c_str(), 0644) == 0);
-    auto scan = scan_workspace(ws.path, {});
+    put(ws.path() / "a.txt", "a");
+    REQUIRE(::mkfifo((ws.path() / "pipe").c_str(), 0644) == 0);
+    auto scan = scan_workspace(ws.path(), {});
     REQUIRE(scan.ok());
     REQUIRE(find(*scan, "pipe") != nullptr);
     CHECK(find(*scan, "pipe")->type == Type::other);
@@ -385,45 +371,45 @@ TEST_CASE("scan_workspace: a fifo is listed as other and never archived", "[work
 
 TEST_CASE("workspace tar roundtrip through a pipe with a prefix gives no changes", "[workspace]") {
     TempDir ws, out;
-    put(ws.path / "a.txt", "hello");
-    put(ws.path / "src/lib/util.h", "#pragma once\n");
-    put(ws.path / "run.sh", "#!/bin/sh\n", fs::perms(0755));
-    put(ws.path / "caf\xc3\xa9 \xe2\x9c\x93.txt", "utf-8 name");
-    put(ws.path / "latin1-\xe9\xff.txt", "not utf-8");
-    put(ws.path / "new\nline\\back", "odd name");
-    put(ws.path / (std::string(120, 'n') + "/long.txt"), "long name");
-    put(ws.path / "empty.txt", "");
+    put(ws.path() / "a.txt", "hello");
+    put(ws.path() / "src/lib/util.h", "#pragma once\n");
+    put(ws.path() / "run.sh", "#!/bin/sh\n", fs::perms(0755));
+    put(ws.path() / "caf\xc3\xa9 \xe2\x9c\x93.txt", "utf-8 name");
+    put(ws.path() / "latin1-\xe9\xff.txt", "not utf-8");
+    put(ws.path() / "new\nline\\back", "odd name");
+    put(ws.path() / (std::string(120, 'n') + "/long.txt"), "long name");
+    put(ws.path() / "empty.txt", "");
     std::string big(3 * k_mib + 17, '\0');
     for (std::size_t i = 0; i < big.size(); ++i)
         big[i] = static_cast<char>(i * 7 + i / 4096);
-    put(ws.path / "big.bin", big);
-    fs::create_directories(ws.path / "empty_dir");
-    fs::create_symlink("src/lib/util.h", ws.path / "link");
-    fs::create_symlink("/etc/passwd", ws.path / "abs_link"); // was there before: no change
+    put(ws.path() / "big.bin", big);
+    fs::create_directories(ws.path() / "empty_dir");
+    fs::create_symlink("src/lib/util.h", ws.path() / "link");
+    fs::create_symlink("/etc/passwd", ws.path() / "abs_link"); // was there before: no change
 
-    auto scan = scan_workspace(ws.path, {});
+    auto scan = scan_workspace(ws.path(), {});
     REQUIRE(scan.ok());
     Manifest before;
     const std::string answer = upload(*scan, before);
     CHECK(before.size() == scan->entries.size());
     CHECK(before.at("big.bin").sha256 == airlock::util::sha256_hex(big));
 
-    auto changes = read_bytes(answer, before, out.path);
+    auto changes = read_bytes(answer, before, out.path());
     REQUIRE(changes.ok());
     CHECK(changes->empty());
     CHECK(changes->skipped.empty());
     CHECK(changes->sanitized.empty());
     CHECK(changes->bytes_added_or_modified == 0);
-    CHECK(tree(out.path).empty()); // nothing changed, nothing written
+    CHECK(tree(out.path()).empty()); // nothing changed, nothing written
 }
 
 TEST_CASE("read_workspace_tar detects additions, modifications and deletions", "[workspace]") {
     TempDir ws, out;
-    put(ws.path / "a.txt", "hello");
-    put(ws.path / "src/main.c", "int main() {}\n");
-    put(ws.path / "src/old.c", "old");
-    put(ws.path / "docs/readme", "docs");
-    auto scan = scan_workspace(ws.path, {});
+    put(ws.path() / "a.txt", "hello");
+    put(ws.path() / "src/main.c", "int main() {}\n");
+    put(ws.path() / "src/old.c", "old");
+    put(ws.path() / "docs/readme", "docs");
+    auto scan = scan_workspace(ws.path(), {});
     REQUIRE(scan.ok());
 
     ContainerEdits edits;
@@ -438,7 +424,7 @@ TEST_CASE("read_workspace_tar detects additions, modifications and deletions", "
     };
     Manifest before;
     const std::string answer = upload(*scan, before, edits);
-    auto changes = read_bytes(answer, before, out.path);
+    auto changes = read_bytes(answer, before, out.path());
     REQUIRE(changes.ok());
     CHECK(paths(changes->added) ==
           std::vector<std::string>{"deep/er/x.txt", "link", "newdir", "src/new.c"});
@@ -448,19 +434,19 @@ TEST_CASE("read_workspace_tar detects additions, modifications and deletions", "
     CHECK(changes->skipped.empty());
     CHECK(changes->added[1].link_target == "src/new.c");
 
-    CHECK(tree(out.path) == std::set<std::string>{"a.txt", "deep", "deep/er", "deep/er/x.txt",
-                                                  "newdir", "src", "src/main.c", "src/new.c"});
-    CHECK(slurp(out.path / "a.txt") == "hello world");
-    CHECK(slurp(out.path / "src/new.c") == "new file");
-    CHECK(fs::status(out.path / "src/main.c").permissions() == fs::perms(0755));
-    CHECK(fs::status(out.path / "src/new.c").permissions() == fs::perms(0600));
-    CHECK(slurp(ws.path / "a.txt") == "hello"); // the checkout is never touched
-    CHECK(fs::exists(ws.path / "src/old.c"));
+    CHECK(tree(out.path()) == std::set<std::string>{"a.txt", "deep", "deep/er", "deep/er/x.txt",
+                                                    "newdir", "src", "src/main.c", "src/new.c"});
+    CHECK(slurp(out.path() / "a.txt") == "hello world");
+    CHECK(slurp(out.path() / "src/new.c") == "new file");
+    CHECK(fs::status(out.path() / "src/main.c").permissions() == fs::perms(0755));
+    CHECK(fs::status(out.path() / "src/new.c").permissions() == fs::perms(0600));
+    CHECK(slurp(ws.path() / "a.txt") == "hello"); // the checkout is never touched
+    CHECK(fs::exists(ws.path() / "src/old.c"));
 }
 
 TEST_CASE("read_workspace_tar: a hostile archive writes nothing outside out_dir", "[workspace]") {
     TempDir parent;
-    const fs::path out = parent.path / "out";
+    const fs::path out = parent.path() / "out";
     const std::string passwd_hash = airlock::util::sha256_hex(slurp("/etc/passwd"));
     const std::string tar = TarBuilder()
                                 .dir("workspace/")
@@ -481,7 +467,7 @@ TEST_CASE("read_workspace_tar: a hostile archive writes nothing outside out_dir"
 
     CHECK(tree(out) == std::set<std::string>{"ok.txt", "suid"});
     CHECK(fs::status(out / "suid").permissions() == fs::perms(0755));
-    CHECK(tree(parent.path) == std::set<std::string>{"out", "out/ok.txt", "out/suid"});
+    CHECK(tree(parent.path()) == std::set<std::string>{"out", "out/ok.txt", "out/suid"});
     CHECK_FALSE(fs::exists("/abs/evil"));
     CHECK_FALSE(fs::exists("/etc/evil"));
     CHECK(airlock::util::sha256_hex(slurp("/etc/passwd")) == passwd_hash);
@@ -519,10 +505,10 @@ TEST_CASE("read_workspace_tar: a symlink or file met earlier in the stream is ne
                                 .dir("workspace/d/e/")
                                 .file("workspace/d", "not a directory")
                                 .finish();
-    auto changes = read_bytes(tar, {}, out.path);
+    auto changes = read_bytes(tar, {}, out.path());
     REQUIRE(changes.ok());
-    CHECK(tree(out.path) == std::set<std::string>{"d", "d/e", "f"});
-    CHECK(slurp(out.path / "f") == "f");
+    CHECK(tree(out.path()) == std::set<std::string>{"d", "d/e", "f"});
+    CHECK(slurp(out.path() / "f") == "f");
     CHECK(paths(changes->added) == std::vector<std::string>{"d/e", "f", "in"});
     CHECK(mentions(changes->skipped, "d: ", "is a directory earlier in the archive"));
     CHECK(mentions(changes->skipped, "up: ", "points outside the workspace"));
@@ -534,20 +520,20 @@ TEST_CASE("read_workspace_tar: a symlink or file met earlier in the stream is ne
 
 TEST_CASE("read_workspace_tar never follows a symlink planted in out_dir", "[workspace]") {
     TempDir out, outside;
-    put(outside.path / "target", "original");
-    fs::create_directory_symlink(outside.path, out.path / "sub");
-    fs::create_symlink(outside.path / "target", out.path / "a.txt");
+    put(outside.path() / "target", "original");
+    fs::create_directory_symlink(outside.path(), out.path() / "sub");
+    fs::create_symlink(outside.path() / "target", out.path() / "a.txt");
     const std::string tar = TarBuilder()
                                 .dir("workspace/")
                                 .file("workspace/sub/x.txt", "x")
                                 .file("workspace/a.txt", "replaced")
                                 .finish();
-    auto changes = read_bytes(tar, {}, out.path);
+    auto changes = read_bytes(tar, {}, out.path());
     REQUIRE(changes.ok());
-    CHECK(tree(outside.path) == std::set<std::string>{"target"});
-    CHECK(slurp(outside.path / "target") == "original");
-    CHECK(fs::is_regular_file(fs::symlink_status(out.path / "a.txt")));
-    CHECK(slurp(out.path / "a.txt") == "replaced");
+    CHECK(tree(outside.path()) == std::set<std::string>{"target"});
+    CHECK(slurp(outside.path() / "target") == "original");
+    CHECK(fs::is_regular_file(fs::symlink_status(out.path() / "a.txt")));
+    CHECK(slurp(out.path() / "a.txt") == "replaced");
     CHECK(paths(changes->added) == std::vector<std::string>{"a.txt"});
     CHECK(mentions(changes->skipped, "sub/x.txt: ",
                    "\"sub\" is a symlink or not a directory in the output directory"));
@@ -574,7 +560,7 @@ TEST_CASE("read_workspace_tar: over the total cap a file is skipped and the rest
                                 .file("workspace/big", std::string(2 * k_mib, 'B'))
                                 .file("workspace/small", "s")
                                 .finish();
-    auto changes = read_bytes(tar, before, out.path, 1 * k_mib, 1 * k_mib);
+    auto changes = read_bytes(tar, before, out.path(), 1 * k_mib, 1 * k_mib);
     REQUIRE(changes.ok());
     CHECK(paths(changes->added) == std::vector<std::string>{"one", "small", "two"});
     CHECK(paths(changes->deleted) == std::vector<std::string>{"gone"}); // "big" was seen
@@ -584,13 +570,13 @@ TEST_CASE("read_workspace_tar: over the total cap a file is skipped and the rest
                                    "1048576 bytes; not written",
                                    "big: 2097152 bytes, over the per-file cap of 1048576 bytes; "
                                    "not written"});
-    CHECK(tree(out.path) == std::set<std::string>{"one", "small", "two"});
+    CHECK(tree(out.path()) == std::set<std::string>{"one", "small", "two"});
 }
 
 TEST_CASE("read_workspace_tar: a corrupt or truncated stream is a protocol error", "[workspace]") {
     TempDir out;
     SECTION("garbage") {
-        auto r = read_bytes(std::string(4096, 'z'), {}, out.path);
+        auto r = read_bytes(std::string(4096, 'z'), {}, out.path());
         REQUIRE_FALSE(r.ok());
         CHECK(r.error().kind == ErrorKind::protocol);
         CHECK(r.error().message.starts_with("workspace archive: "));
@@ -598,7 +584,7 @@ TEST_CASE("read_workspace_tar: a corrupt or truncated stream is a protocol error
     SECTION("truncated") {
         std::string tar = TarBuilder().file("workspace/a", std::string(100000, 'a')).finish();
         tar.resize(50000);
-        auto r = read_bytes(tar, {}, out.path);
+        auto r = read_bytes(tar, {}, out.path());
         REQUIRE_FALSE(r.ok());
         CHECK(r.error().kind == ErrorKind::protocol);
         CHECK(r.error().message.starts_with("workspace archive: "));
@@ -609,56 +595,56 @@ TEST_CASE("read_workspace_tar: a corrupt or truncated stream is a protocol error
         tar.resize(tar.size() - 1024 - 1024); // "b" and the marker gone: "b" is not deleted
         Manifest before;
         before["b"] = FileEntry{"b", Type::file, 1, 0644, airlock::util::sha256_hex("b"), {}};
-        auto r = read_bytes(tar, before, out.path);
+        auto r = read_bytes(tar, before, out.path());
         REQUIRE_FALSE(r.ok());
         CHECK(r.error().kind == ErrorKind::protocol);
         CHECK(r.error().message == "workspace archive: the stream ended without an "
                                    "end-of-archive marker (truncated download)");
     }
     SECTION("empty archive: just the marker") {
-        auto r = read_bytes(std::string(1024, '\0'), {}, out.path);
+        auto r = read_bytes(std::string(1024, '\0'), {}, out.path());
         REQUIRE(r.ok());
         CHECK(r->empty());
     }
     SECTION("empty") {
-        auto r = read_bytes("", {}, out.path);
+        auto r = read_bytes("", {}, out.path());
         REQUIRE_FALSE(r.ok());
         CHECK(r.error().kind == ErrorKind::protocol);
     }
     // No partial file is left behind.
-    for (const auto& p : tree(out.path))
+    for (const auto& p : tree(out.path()))
         CHECK(p.find(".airlock-partial") == std::string::npos);
 }
 
 TEST_CASE("write_workspace_tar: a file that vanished or changed size is an io error naming it",
           "[workspace]") {
     TempDir ws;
-    put(ws.path / "a.txt", "hello");
-    put(ws.path / "b.txt", "world");
-    auto scan = scan_workspace(ws.path, {});
+    put(ws.path() / "a.txt", "hello");
+    put(ws.path() / "b.txt", "world");
+    auto scan = scan_workspace(ws.path(), {});
     REQUIRE(scan.ok());
     const int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     REQUIRE(devnull >= 0);
     SECTION("vanished") {
-        fs::remove(ws.path / "b.txt");
+        fs::remove(ws.path() / "b.txt");
         auto r = write_workspace_tar(*scan, devnull, TarOwner{});
         REQUIRE_FALSE(r.ok());
         CHECK(r.error().kind == ErrorKind::io);
-        CHECK(r.error().message == "workspace: " + (ws.path / "b.txt").string() +
+        CHECK(r.error().message == "workspace: " + (ws.path() / "b.txt").string() +
                                        ": vanished while being archived; run again when nothing "
                                        "else writes to the workspace");
     }
     SECTION("changed size") {
-        put(ws.path / "a.txt", "hello, longer");
+        put(ws.path() / "a.txt", "hello, longer");
         auto r = write_workspace_tar(*scan, devnull, TarOwner{});
         REQUIRE_FALSE(r.ok());
-        CHECK(r.error().message == "workspace: " + (ws.path / "a.txt").string() +
+        CHECK(r.error().message == "workspace: " + (ws.path() / "a.txt").string() +
                                        ": changed size while being archived; run again when "
                                        "nothing else writes to the workspace");
     }
     SECTION("replaced by a symlink") {
-        fs::remove(ws.path / "a.txt");
-        fs::create_symlink("/etc/passwd", ws.path / "a.txt");
+        fs::remove(ws.path() / "a.txt");
+        fs::create_symlink("/etc/passwd", ws.path() / "a.txt");
         auto r = write_workspace_tar(*scan, devnull, TarOwner{});
         REQUIRE_FALSE(r.ok());
         CHECK(r.error().message.find("a.txt: became unreadable while being archived") !=
@@ -670,11 +656,11 @@ TEST_CASE("write_workspace_tar: a file that vanished or changed size is an io er
 TEST_CASE("write_workspace_tar: after a failure the stream never reads as a whole archive",
           "[workspace]") {
     TempDir ws, out;
-    put(ws.path / "a.bin", std::string(200000, 'a'));
-    put(ws.path / "b.txt", "b");
-    auto scan = scan_workspace(ws.path, {});
+    put(ws.path() / "a.bin", std::string(200000, 'a'));
+    put(ws.path() / "b.txt", "b");
+    auto scan = scan_workspace(ws.path(), {});
     REQUIRE(scan.ok());
-    fs::remove(ws.path / "b.txt");
+    fs::remove(ws.path() / "b.txt");
     int p[2];
     REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
     std::string sent;
@@ -689,7 +675,7 @@ TEST_CASE("write_workspace_tar: after a failure the stream never reads as a whol
     reader.join();
     REQUIRE_FALSE(r.ok());
     CHECK(sent.size() % 65536 == 0); // whole blocks only, never the end-of-archive marker
-    auto back = read_bytes(sent, {}, out.path);
+    auto back = read_bytes(sent, {}, out.path());
     REQUIRE_FALSE(back.ok());
     CHECK(back.error().kind == ErrorKind::protocol);
 }
@@ -697,8 +683,8 @@ TEST_CASE("write_workspace_tar: after a failure the stream never reads as a whol
 TEST_CASE("write_workspace_tar: a reader that went away is an io error, not SIGPIPE",
           "[workspace]") {
     TempDir ws;
-    put(ws.path / "a.txt", std::string(300000, 'a'));
-    auto scan = scan_workspace(ws.path, {});
+    put(ws.path() / "a.txt", std::string(300000, 'a'));
+    auto scan = scan_workspace(ws.path(), {});
     REQUIRE(scan.ok());
     int p[2];
     REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
