@@ -87,6 +87,38 @@ std::size_t count_exit3_containers() {
     return n;
 }
 
+// Builds images/NAME on the local agent-base as TAG (its RUN steps on the host network, with
+// the local CA), and checks the result runs as 1000:1000 and carries its io.airlock.image label.
+nlohmann::json build_agent_image(const std::string& name, const std::string& tag) {
+    if (!image_exists("airlock/agent-base:latest"))
+        FAIL("airlock/agent-base:latest is missing; build it first: ci/setup.sh images");
+    std::vector<std::string> args = {
+        "images", "build", name,        "--base", "airlock/agent-base:latest",
+        "--tag",  tag,     "--network", "host",   "--quiet"};
+    for (auto& a : local_ca_args())
+        args.push_back(a);
+    auto p = run_airlock(args);
+    INFO(p.err);
+    REQUIRE(p.exit_code == 0);
+    WARN(name << " image build took " << p.seconds << " s");
+    auto img = client().image_inspect(tag);
+    REQUIRE(img);
+    CHECK((*img)["Config"]["User"] == "1000:1000");
+    CHECK((*img)["Config"]["Labels"]["io.airlock.image"] == name);
+    return *img;
+}
+
+// Runs CMD in IMAGE under the standard policy; returns its stdout. Leaves nothing behind.
+std::string run_standard(const std::string& image, const std::vector<std::string>& cmd) {
+    TempDir ws, out;
+    auto run = run_airlock(
+        run_args(ws.path(), out.path() / "run", {"--policy", "standard", "--image", image}, cmd));
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    require_nothing_left(run);
+    return read_file(out.path() / "run/logs/stdout.log");
+}
+
 } // namespace
 
 TEST_CASE("images build: agent-base through the API runs as uid 1000", "[integration][images]") {
@@ -177,96 +209,41 @@ TEST_CASE("images build: usage errors exit 2 before anything is built", "[integr
 TEST_CASE("images build codex: `codex --version` runs inside airlock under the standard policy",
           "[integration][images][codex]") {
     REQUIRE_ENGINE();
-    if (!image_exists("airlock/agent-base:latest"))
-        FAIL("airlock/agent-base:latest is missing; build it first: ci/setup.sh images");
     const std::string tag = "airlock/codex:it-" + random_suffix();
     TagGuard guard(tag);
-    std::vector<std::string> args = {
-        "images", "build", "codex",     "--base", "airlock/agent-base:latest",
-        "--tag",  tag,     "--network", "host",   "--quiet"};
-    for (auto& a : local_ca_args())
-        args.push_back(a);
-    auto p = run_airlock(args);
-    INFO(p.err);
-    REQUIRE(p.exit_code == 0);
-    WARN("codex image build took " << p.seconds << " s");
-    auto img = client().image_inspect(tag);
-    REQUIRE(img);
-    CHECK((*img)["Config"]["User"] == "1000:1000");
-    CHECK((*img)["Config"]["Labels"]["io.airlock.image"] == "codex");
+    build_agent_image("codex", tag);
 
-    TempDir ws, out;
-    auto run =
-        run_airlock(run_args(ws.path(), out.path() / "run",
-                             {"--policy", "standard", "--image", tag}, {"codex", "--version"}));
-    INFO(run.err);
-    REQUIRE(run.exit_code == 0);
-    const std::string version = read_file(out.path() / "run/logs/stdout.log");
+    const std::string version = run_standard(tag, {"codex", "--version"});
     INFO(version);
     CHECK(std::regex_search(version, std::regex(R"(^codex-cli \d+\.\d+\.\d+)")));
-    require_nothing_left(run);
 
     // Codex's own sandbox and prompts are off: the image holds images/codex/config.toml as
     // /etc/codex/config.toml, Codex's system-wide layer.
-    TempDir ws2, out2;
-    auto config = run_airlock(run_args(ws2.path(), out2.path() / "run",
-                                       {"--policy", "standard", "--image", tag},
-                                       {"cat", "/etc/codex/config.toml"}));
-    INFO(config.err);
-    REQUIRE(config.exit_code == 0);
-    const std::string toml = read_file(out2.path() / "run/logs/stdout.log");
+    const std::string toml = run_standard(tag, {"cat", "/etc/codex/config.toml"});
     CHECK(toml == read_file(images_dir() + "/codex/config.toml"));
     CHECK(has_line(toml, R"(sandbox_mode = "danger-full-access")"));
     CHECK(has_line(toml, R"(approval_policy = "never")"));
-    require_nothing_left(config);
 }
 
 TEST_CASE("images build claude-code: `claude --version` runs inside airlock under the standard "
           "policy",
           "[integration][images][claude-code]") {
     REQUIRE_ENGINE();
-    if (!image_exists("airlock/agent-base:latest"))
-        FAIL("airlock/agent-base:latest is missing; build it first: ci/setup.sh images");
     const std::string tag = "airlock/claude-code:it-" + random_suffix();
     TagGuard guard(tag);
-    std::vector<std::string> args = {
-        "images", "build", "claude-code", "--base", "airlock/agent-base:latest",
-        "--tag",  tag,     "--network",   "host",   "--quiet"};
-    for (auto& a : local_ca_args())
-        args.push_back(a);
-    auto p = run_airlock(args);
-    INFO(p.err);
-    REQUIRE(p.exit_code == 0);
-    WARN("claude-code image build took " << p.seconds << " s");
-    auto img = client().image_inspect(tag);
-    REQUIRE(img);
-    CHECK((*img)["Config"]["User"] == "1000:1000");
-    CHECK((*img)["Config"]["Labels"]["io.airlock.image"] == "claude-code");
+    const auto img = build_agent_image("claude-code", tag);
 
-    TempDir ws, out;
-    auto run =
-        run_airlock(run_args(ws.path(), out.path() / "run",
-                             {"--policy", "standard", "--image", tag}, {"claude", "--version"}));
-    INFO(run.err);
-    REQUIRE(run.exit_code == 0);
-    const std::string version = read_file(out.path() / "run/logs/stdout.log");
+    const std::string version = run_standard(tag, {"claude", "--version"});
     INFO(version);
     // The version the Dockerfile pinned (and labelled) is the one that runs.
     const auto pinned =
-        (*img)["Config"]["Labels"]["io.airlock.claude-code.version"].get<std::string>();
+        img["Config"]["Labels"]["io.airlock.claude-code.version"].get<std::string>();
     CHECK(std::regex_match(pinned, std::regex(R"(\d+\.\d+\.\d+)")));
     CHECK(version == pinned + " (Claude Code)\n");
-    require_nothing_left(run);
 
     // Node was only for the install step; the permission prompts are off (managed settings).
-    TempDir ws2, out2;
-    auto rest = run_airlock(
-        run_args(ws2.path(), out2.path() / "run", {"--policy", "standard", "--image", tag},
-                 {"sh", "-c",
-                  "command -v node || echo no-node; cat /etc/claude-code/managed-settings.json"}));
-    INFO(rest.err);
-    REQUIRE(rest.exit_code == 0);
-    CHECK(read_file(out2.path() / "run/logs/stdout.log") ==
+    CHECK(run_standard(tag, {"sh", "-c",
+                             "command -v node || echo no-node; "
+                             "cat /etc/claude-code/managed-settings.json"}) ==
           "no-node\n" + read_file(images_dir() + "/claude-code/managed-settings.json"));
-    require_nothing_left(rest);
 }
